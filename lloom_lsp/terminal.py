@@ -1,0 +1,49 @@
+"""Beams for a terminal: the seed's suggestion list, with probability bars."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .engine import Beam, WeaveResult
+
+__all__ = ["bar", "format_beam", "format_result"]
+
+_BLOCKS = " ▏▎▍▌▋▊▉█"
+
+
+def bar(fraction: float, width: int = 10) -> str:
+    """A bar ``width`` cells wide, filled to ``fraction`` with eighth-block precision."""
+    fraction = min(1.0, max(0.0, fraction))
+    eighths = round(fraction * width * 8)
+    full, part = divmod(eighths, 8)
+    text = "█" * full + (_BLOCKS[part] if part else "")
+    return text.ljust(width, "·")
+
+
+def visible(text: str) -> str:
+    """One line: newlines and tabs shown as symbols."""
+    return text.replace("\n", "⏎").replace("\t", "⇥")
+
+
+def format_beam(index: int, beam: Beam, best: float, rank: str) -> str:
+    value = beam.rank_value(rank)
+    if rank == "mean":
+        fraction = 2.718281828459045 ** beam.mean_logprob
+    else:
+        fraction = value / best if best > 0 else 0.0
+    return (
+        f"{index:>3}. {bar(fraction)} {beam.score:6.3f}  p={beam.joint:.2e}  "
+        f"{visible(beam.text)}"
+    )
+
+
+def format_result(result: WeaveResult, rank: str, story: str | None = None) -> str:
+    beams: Sequence[Beam] = result.beams
+    lines = []
+    if story is not None:
+        lines.append(visible(story[-200:]))
+        lines.append("")
+    best = max((b.rank_value(rank) for b in beams), default=0.0)
+    lines.extend(format_beam(i, b, best, rank) for i, b in enumerate(beams, 1))
+    lines.append(result.stats.speed_line(len(beams)))
+    return "\n".join(lines)
