@@ -87,7 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the language server (the default)")
     serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
-    serve.add_argument("--log-level", default="INFO", help="stderr log level")
+    serve.add_argument("--log-level", default="WARNING", help="stderr log level")
+    serve.add_argument(
+        "--stdio", action="store_true", help="use stdio (the default; accepted for clients)"
+    )
 
     weave = sub.add_parser("weave", help="weave a story in the terminal")
     weave.add_argument("story", help="the story to continue")
@@ -116,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "serve":
         from .server import serve
 
-        return serve(getattr(args, "tcp", None), getattr(args, "log_level", "INFO"))
+        return serve(getattr(args, "tcp", None), getattr(args, "log_level", "WARNING"))
     if command == "schema":
         print(json.dumps(json_schema(), indent=2))
         return 0

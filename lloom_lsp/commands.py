@@ -67,17 +67,20 @@ async def demo_command(story: str, settings: Settings, rounds: int) -> int:
     cache.mkdir(exist_ok=True)
     model = build_model(cache / "lloom-bigram-test.gguf")
     print(f"model: {model}", file=sys.stderr)
-    server = LlamaServerProcess(model, binary=find_llama_server(settings.backend.server_command
-                                                                 or None),
-                                log_path=cache / "llama-server.log")
+    server = LlamaServerProcess(
+        model,
+        binary=find_llama_server(settings.backend.server_command or None),
+        log_path=cache / "llama-server.log",
+    )
     async with server:
         print(f"llama-server: {server.url}", file=sys.stderr)
         settings = attrs.evolve(settings, backend=attrs.evolve(settings.backend, url=server.url))
         backend = create_backend(settings.backend)
         try:
             for round_no in range(1, rounds + 1):
-                weave = Weave(backend, story, settings.weave,
-                              concurrency=settings.backend.concurrency)
+                weave = Weave(
+                    backend, story, settings.weave, concurrency=settings.backend.concurrency
+                )
                 result = await weave.run()
                 print(f"\n── round {round_no} ──")
                 print(format_result(result, settings.weave.rank, story))

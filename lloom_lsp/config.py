@@ -192,11 +192,16 @@ for _cls in (*_GROUPS.values(), Settings):
 
 
 class SettingsError(ValueError):
-    """Settings that cannot be used; ``problems`` lists one message per bad key."""
+    """Settings that cannot be used as given.
 
-    def __init__(self, problems: list[str]) -> None:
+    ``problems`` lists one message per bad key; ``settings`` holds the usable result:
+    every good key applied, every bad key at its fallback (last valid) value.
+    """
+
+    def __init__(self, problems: list[str], settings: Settings | None = None) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+        self.settings = settings
 
 
 def camel(name: str) -> str:
@@ -271,25 +276,36 @@ def _check(key: str, field: attrs.Attribute, value: Any) -> Any:  # type: ignore
 _converter = cattrs.Converter()
 
 
-def parse_settings(raw: Mapping[str, Any] | None, base: Settings | None = None) -> Settings:
+def parse_settings(
+    raw: Mapping[str, Any] | None,
+    base: Settings | None = None,
+    *,
+    fallback: Settings | None = None,
+) -> Settings:
     """Validate raw `lloom` settings (camelCase, nested) on top of ``base``.
 
     Unknown keys are ignored, so newer editors can send settings an older server lacks.
-    Every bad key is reported; nothing is applied unless all are good.
+    Every bad key is reported in one SettingsError, whose ``settings`` keeps each bad
+    key at its value in ``fallback`` (the last valid settings) and applies the rest.
     """
     base = base or Settings()
+    fallback = fallback or base
     if raw is None:
         return base
     if not isinstance(raw, Mapping):
-        raise SettingsError([f"lloom settings must be an object (got {type(raw).__name__})"])
+        raise SettingsError(
+            [f"lloom settings must be an object (got {type(raw).__name__})"], fallback
+        )
     problems: list[str] = []
     merged = _converter.unstructure(base)
+    kept = _converter.unstructure(fallback)
     for group, cls in _GROUPS.items():
         section = raw.get(group)
         if section is None:
             continue
         if not isinstance(section, Mapping):
             problems.append(f"lloom.{group} must be an object (got {section!r})")
+            merged[group] = kept[group]
             continue
         for field in attrs.fields(cls):
             key = camel(field.name)
@@ -299,9 +315,11 @@ def parse_settings(raw: Mapping[str, Any] | None, base: Settings | None = None) 
                 merged[group][field.name] = _check(f"lloom.{group}.{key}", field, section[key])
             except ValueError as exc:
                 problems.append(str(exc))
+                merged[group][field.name] = kept[group][field.name]
+    settings = _converter.structure(merged, Settings)
     if problems:
-        raise SettingsError(problems)
-    return _converter.structure(merged, Settings)
+        raise SettingsError(problems, settings)
+    return settings
 
 
 def merge_raw(*layers: Mapping[str, Any] | None) -> dict[str, Any]:

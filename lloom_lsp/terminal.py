@@ -28,12 +28,11 @@ def visible(text: str) -> str:
 def format_beam(index: int, beam: Beam, best: float, rank: str) -> str:
     value = beam.rank_value(rank)
     if rank == "mean":
-        fraction = 2.718281828459045 ** beam.mean_logprob
+        fraction = 2.718281828459045**beam.mean_logprob
     else:
         fraction = value / best if best > 0 else 0.0
     return (
-        f"{index:>3}. {bar(fraction)} {beam.score:6.3f}  p={beam.joint:.2e}  "
-        f"{visible(beam.text)}"
+        f"{index:>3}. {bar(fraction)} {beam.score:6.3f}  p={beam.joint:.2e}  {visible(beam.text)}"
     )
 
 

@@ -1,0 +1,168 @@
+"""Every conversion between LSP and the engine, in one place.
+
+Gotchas handled here:
+* LSP positions are 0-based lines and *code units* of the negotiated encoding
+  (UTF-16 unless the client offered UTF-8 or UTF-32); ``TextDocument.offset_at_position``
+  turns them into a Python string index.
+* Clients filter completion items by the word before the cursor.  Each item's edit
+  therefore covers that word fragment and re-inserts it followed by the beam, so
+  the result is the same as inserting the beam at the cursor, and the client's
+  filter (which compares against ``filterText``) keeps every item.
+"""
+
+from __future__ import annotations
+
+from lsprotocol import types
+from pygls.workspace import TextDocument
+
+from ..engine import Beam, WeaveResult
+from ..terminal import bar, visible
+
+__all__ = [
+    "from_lsp_story",
+    "to_lsp_code_actions",
+    "to_lsp_completion_items",
+    "to_lsp_inline_items",
+    "word_fragment",
+]
+
+
+def from_lsp_story(doc: TextDocument, position: types.Position, max_chars: int) -> str:
+    """The story: the document text before the cursor, at most ``max_chars`` characters,
+    cut at whitespace so it never starts in the middle of a word."""
+    text = doc.source[: _offset(doc, position)]
+    if len(text) > max_chars:
+        text = text[-max_chars:]
+        cut = next((i for i, ch in enumerate(text) if ch.isspace()), None)
+        if cut is not None:
+            text = text[cut + 1 :]
+    return text
+
+
+def _offset(doc: TextDocument, position: types.Position) -> int:
+    lines = doc.lines
+    if position.line >= len(lines):
+        return len(doc.source)
+    return min(doc.offset_at_position(position), len(doc.source))
+
+
+def word_fragment(doc: TextDocument, position: types.Position) -> tuple[str, types.Position]:
+    """The non-whitespace run just before the cursor on its line, and where it starts."""
+    if position.line >= len(doc.lines):
+        return "", position
+    line_start = doc.offset_at_position(types.Position(position.line, 0))
+    before = doc.source[line_start : _offset(doc, position)]
+    start = len(before)
+    while start > 0 and not before[start - 1].isspace():
+        start -= 1
+    if start == len(before):
+        return "", position
+    units = doc.position_codec.client_num_units(before[:start])
+    return before[start:], types.Position(position.line, units)
+
+
+def _label(beam: Beam) -> str:
+    text = beam.insert_text
+    first = text.strip().split("\n", 1)[0].strip()
+    if not first:
+        return visible(text) or "⏎"
+    return ("⏎ " if text.lstrip(" \t").startswith("\n") else "") + first
+
+
+_GRAVE = "\u02cb"  # a lookalike, so a backtick in a token cannot end the code span
+
+
+def _documentation(beam: Beam, best: float) -> types.MarkupContent:
+    rows = "\n".join(
+        f"| `{visible(t.text).replace('`', _GRAVE).replace('|', '¦') or '∅'}` "
+        f"| {t.prob:.3f} | `{bar(t.prob)}` |"
+        for t in beam.tokens
+    )
+    fraction = beam.score / best if best > 0 else 0.0
+    value = (
+        f"`{bar(fraction)}` score **{beam.score:.3f}** · joint p = {beam.joint:.2e} · "
+        f"mean log p = {beam.mean_logprob:.2f}\n\n"
+        f"```text\n{beam.insert_text}\n```\n\n"
+        f"| token | p | |\n|---|---:|---|\n{rows}\n"
+    )
+    return types.MarkupContent(kind=types.MarkupKind.Markdown, value=value)
+
+
+def beam_detail(beam: Beam) -> str:
+    return f"score {beam.score:.3f} · p={beam.joint:.2e}"
+
+
+def to_lsp_completion_items(
+    result: WeaveResult, doc: TextDocument, position: types.Position
+) -> list[types.CompletionItem]:
+    fragment, start = word_fragment(doc, position)
+    best = max((b.score for b in result.beams), default=0.0)
+    items = []
+    for rank, beam in enumerate(result.beams):
+        new_text = fragment + beam.insert_text
+        items.append(
+            types.CompletionItem(
+                label=_label(beam),
+                kind=types.CompletionItemKind.Text,
+                detail=beam_detail(beam),
+                documentation=_documentation(beam, best),
+                sort_text=f"{rank:05d}",
+                filter_text=new_text,
+                insert_text_format=types.InsertTextFormat.PlainText,
+                text_edit=types.TextEdit(range=types.Range(start, position), new_text=new_text),
+                preselect=rank == 0,
+            )
+        )
+    return items
+
+
+def to_lsp_inline_items(
+    result: WeaveResult, position: types.Position
+) -> list[types.InlineCompletionItem]:
+    return [
+        types.InlineCompletionItem(
+            insert_text=beam.insert_text, range=types.Range(position, position)
+        )
+        for beam in result.beams
+        if beam.insert_text
+    ]
+
+
+CODE_ACTION_KIND = types.CodeActionKind.QuickFix
+
+
+def to_lsp_code_actions(
+    result: WeaveResult,
+    doc: TextDocument,
+    position: types.Position,
+    *,
+    versioned: bool,
+) -> list[types.CodeAction]:
+    actions = []
+    for rank, beam in enumerate(result.beams):
+        edit = types.TextEdit(range=types.Range(position, position), new_text=beam.insert_text)
+        if versioned:
+            workspace_edit = types.WorkspaceEdit(
+                document_changes=[
+                    types.TextDocumentEdit(
+                        text_document=types.OptionalVersionedTextDocumentIdentifier(
+                            uri=doc.uri, version=doc.version
+                        ),
+                        edits=[edit],
+                    )
+                ]
+            )
+        else:
+            workspace_edit = types.WorkspaceEdit(changes={doc.uri: [edit]})
+        shown = visible(beam.insert_text.strip())
+        if len(shown) > 60:
+            shown = shown[:59] + "…"
+        actions.append(
+            types.CodeAction(
+                title=f"Continue: {shown} (p={beam.joint:.2g})",
+                kind=CODE_ACTION_KIND,
+                edit=workspace_edit,
+                is_preferred=rank == 0,
+            )
+        )
+    return actions

@@ -1,0 +1,35 @@
+"""initialize (initializationOptions), configuration changes, shutdown."""
+
+from __future__ import annotations
+
+import logging
+
+from lsprotocol import types
+
+from ..app import LloomServer
+
+log = logging.getLogger("lloom_lsp.server.lifecycle")
+
+
+def register(server: LloomServer) -> None:
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: LloomServer, params: types.InitializeParams) -> None:
+        # pygls does not keep initializationOptions: read them here, before
+        # capabilities are computed.
+        ls.store.set_init(params.initialization_options)
+        client = params.client_info.name if params.client_info else "unknown client"
+        log.info("lloom-lsp %s initialised by %s", ls.version, client)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(
+        ls: LloomServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        pushed = ls.store.set_pushed(params.settings)
+        log.info("configuration changed (%s)", "pushed" if pushed else "pull again")
+        await ls.weaver.reset()
+        ls.store.get(None)  # validate now, so a bad value is reported at once
+
+    @server.feature(types.SHUTDOWN)
+    async def shutdown(ls: LloomServer, params: None) -> None:
+        ls.weaver.cancel()
+        await ls.weaver.reset()

@@ -1,0 +1,199 @@
+"""Runs weaves for the server: caching, cancel-previous, progress, and backend errors.
+
+* Results are cached per (document, story, settings), so completion, inline
+  completion and code actions at one spot never weave twice.
+* A new weave for a document cancels the one still running there; requests for the
+  very same story share one weave instead.
+* A failing backend gives the request an empty answer quickly and the user ONE
+  message (until the backend works again); details go to the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from ..backends import Backend, BackendAuthError, BackendError, BackendUnavailable, create_backend
+from ..config import BackendSettings, Settings
+from ..engine import Beam, Weave, WeaveResult
+from .progress import Progress
+
+__all__ = ["WeaveService", "speed_line"]
+
+log = logging.getLogger("lloom_lsp.server.weave")
+
+_CACHE_SIZE = 64
+
+CacheKey = tuple[str, str, int]
+
+
+def speed_line(result: WeaveResult) -> str:
+    """The seed's speed line, as the editor shows it."""
+    stats = result.stats
+    return (
+        f"{len(result.beams)} suggestions in {stats.elapsed:.2f} s "
+        f"@ {stats.tokens_per_second:.1f} tok/s"
+    )
+
+
+@attrs.define(eq=False)
+class _Running:
+    key: CacheKey
+    task: asyncio.Task[WeaveResult | None]
+    waiters: int = 0
+
+
+class WeaveService:
+    def __init__(
+        self,
+        server: LanguageServer,
+        backend_factory: Callable[[BackendSettings], Backend] = create_backend,
+    ) -> None:
+        self.server = server
+        self._backend_factory = backend_factory
+        self._backends: dict[BackendSettings, Backend] = {}
+        self._cache: OrderedDict[CacheKey, WeaveResult] = OrderedDict()
+        self._running: dict[str, _Running] = {}
+        self._error_shown: str | None = None
+        self.last_speed_line = ""
+
+    # -- cache --------------------------------------------------------------------
+
+    @staticmethod
+    def key(uri: str, story: str, settings: Settings) -> CacheKey:
+        digest = hashlib.sha256(story.encode("utf-8", "surrogatepass")).hexdigest()
+        return (uri, digest, hash((settings.backend, settings.weave)))
+
+    def cached(self, uri: str, story: str, settings: Settings) -> WeaveResult | None:
+        key = self.key(uri, story, settings)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+        return hit
+
+    async def reset(self) -> None:
+        """Settings changed: forget results and close backends."""
+        self._cache.clear()
+        backends, self._backends = list(self._backends.values()), {}
+        for backend in backends:
+            await backend.aclose()
+
+    # -- weaving ------------------------------------------------------------------
+
+    async def weave(
+        self,
+        uri: str,
+        story: str,
+        settings: Settings,
+        *,
+        progress_token: types.ProgressToken | None = None,
+        show_progress: bool = True,
+    ) -> WeaveResult | None:
+        """The cached result, or a new weave (cancelling this document's previous one).
+
+        Returns None when the backend failed (the user has been told).
+        """
+        key = self.key(uri, story, settings)
+        if (hit := self.cached(uri, story, settings)) is not None:
+            return hit
+        running = self._running.get(uri)
+        if running is None or running.key != key or running.task.done():
+            if running is not None and not running.task.done():
+                log.info("cancelling the previous weave for %s", uri)
+                running.task.cancel()
+            task = asyncio.ensure_future(
+                self._run(key, story, settings, progress_token, show_progress)
+            )
+            running = _Running(key, task)
+            self._running[uri] = running
+        running.waiters += 1
+        try:
+            return await asyncio.shield(running.task)
+        except asyncio.CancelledError:
+            running.waiters -= 1
+            if running.waiters <= 0 and not running.task.done():
+                running.task.cancel()
+            raise
+        finally:
+            if running.task.done() and self._running.get(uri) is running:
+                del self._running[uri]
+
+    def cancel(self, uri: str | None = None) -> int:
+        """Cancel running weaves (of one document, or all).  Returns how many."""
+        cancelled = 0
+        for doc_uri, running in list(self._running.items()):
+            if (uri is None or doc_uri == uri) and not running.task.done():
+                running.task.cancel()
+                cancelled += 1
+        return cancelled
+
+    def _backend(self, settings: BackendSettings) -> Backend:
+        backend = self._backends.get(settings)
+        if backend is None:
+            backend = self._backends[settings] = self._backend_factory(settings)
+        return backend
+
+    async def _run(
+        self,
+        key: CacheKey,
+        story: str,
+        settings: Settings,
+        progress_token: types.ProgressToken | None,
+        show_progress: bool,
+    ) -> WeaveResult | None:
+        backend = self._backend(settings.backend)
+        weave = Weave(backend, story, settings.weave, concurrency=settings.backend.concurrency)
+        started = time.perf_counter()
+        found = 0
+        progress = Progress(self.server, progress_token, "Weaving", enabled=show_progress)
+
+        def on_beam(beam: Beam) -> None:
+            nonlocal found
+            found += 1
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            progress.report(f"{found} beams, {weave.stats.tokens / elapsed:.1f} tok/s")
+
+        async with progress:
+            try:
+                result = await weave.run(on_beam)
+            except BackendError as exc:
+                progress.end_message = "backend failed"
+                self._report_backend_error(exc, settings.backend)
+                return None
+            progress.end_message = speed_line(result)
+        self._error_shown = None
+        self.last_speed_line = speed_line(result)
+        log.info("%s (%d requests)", self.last_speed_line, result.stats.requests)
+        self._cache[key] = result
+        while len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return result
+
+    def _report_backend_error(self, exc: BackendError, settings: BackendSettings) -> None:
+        log.error("backend failure: %s", exc)
+        if isinstance(exc, BackendAuthError):
+            var = settings.api_key_env or "<unset: set lloom.backend.apiKeyEnv>"
+            fix = f"API key missing or invalid, set env var {var}"
+        elif isinstance(exc, BackendUnavailable):
+            fix = "start llama-server (or your backend) or set lloom.backend.url"
+        else:
+            fix = "check lloom.backend.type and the server's log"
+        message = f"LLooM: backend {settings.url} failed: {exc.cause}. Fix: {fix}."
+        signature = f"{settings.url}|{type(exc).__name__}"
+        if signature != self._error_shown:
+            self._error_shown = signature
+            self.server.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Error, message=message)
+            )
+
+    def status(self) -> dict[str, Any]:
+        return {"lastSpeedLine": self.last_speed_line, "backendError": self._error_shown}

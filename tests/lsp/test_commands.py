@@ -1,0 +1,82 @@
+"""workspace/executeCommand: lloom.weave, lloom.accept (refused on a stale version)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import URI, end_of, open_doc
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pytest_lsp import LanguageClient
+
+TEXT = "Once upon a time,"
+
+
+async def command(client: LanguageClient, name: str, *args: Any) -> Any:
+    return await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command=name, arguments=list(args))
+    )
+
+
+async def test_weave_returns_beams_and_tree(client: LanguageClient) -> None:
+    open_doc(client, TEXT, version=3)
+    pos = end_of(TEXT)
+    result = await command(client, "lloom.weave", URI, {"line": pos.line, "character": pos.character})
+    assert result["version"] == 3
+    beams = result["beams"]
+    assert len(beams) > 3
+    assert [b["score"] for b in beams] == sorted((b["score"] for b in beams), reverse=True)
+    tree = result["tree"]
+    assert tree["prompt"] == TEXT
+    # every beam is a path in the tree
+    def paths(node: dict[str, Any], prefix: str) -> set[str]:
+        here = prefix + node["text"]
+        out = {here} if node["finish"] else set()
+        for child in node["children"]:
+            out |= paths(child, here)
+        return out
+
+    assert {b["text"] for b in beams} <= {p for p in paths(tree["root"], "")} | {
+        b["text"] for b in beams if b["finish"] == "stop"
+    }
+    assert result["speedLine"].startswith(f"{len(beams)} suggestions in ")
+
+
+async def test_accept_applies_on_current_version_and_refuses_stale(
+    client: LanguageClient,
+) -> None:
+    edits: list[types.ApplyWorkspaceEditParams] = []
+
+    @client.feature(types.WORKSPACE_APPLY_EDIT)
+    def apply_edit(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+        edits.append(params)
+        return types.ApplyWorkspaceEditResult(applied=True)
+
+    open_doc(client, TEXT, version=1)
+    pos = {"line": 0, "character": len(TEXT)}
+    applied = await command(client, "lloom.accept", URI, 1, pos, " there was")
+    assert applied == {"applied": True}
+    assert len(edits) == 1
+    change = edits[0].edit.document_changes[0]  # type: ignore[index]
+    assert change.text_document.version == 1
+    assert change.edits[0].new_text == " there was"
+
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=2),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=TEXT + " x")],
+        )
+    )
+    stale = await command(client, "lloom.accept", URI, 1, pos, " there was")
+    assert stale["applied"] is False
+    assert "version 1, now 2" in stale["reason"]
+    assert len(edits) == 1  # nothing more was sent to the editor
+
+
+async def test_bad_arguments_get_invalid_params(client: LanguageClient) -> None:
+    open_doc(client, TEXT)
+    with pytest.raises(JsonRpcInvalidParams):
+        await command(client, "lloom.weave", URI)
+    with pytest.raises(JsonRpcInvalidParams):
+        await command(client, "lloom.accept", URI, "not a version", {"line": 0}, "x")

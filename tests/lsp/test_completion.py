@@ -1,0 +1,73 @@
+"""textDocument/completion against the real llama-server."""
+
+from __future__ import annotations
+
+from conftest import URI, end_of, open_doc
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+from lloom_lsp.backends import LlamaCppBackend
+from lloom_lsp.engine import weave
+
+
+async def test_every_beam_is_an_item_in_rank_order(
+    client: LanguageClient, llama_server_url: str
+) -> None:
+    text = "Once upon a time, "
+    open_doc(client, text)
+    result = await client.text_document_completion_async(
+        types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=URI), position=end_of(text)
+        )
+    )
+    assert isinstance(result, types.CompletionList)
+    assert result.is_incomplete is False
+
+    backend = LlamaCppBackend(llama_server_url)
+    try:
+        expected = await weave(backend, text)
+    finally:
+        await backend.aclose()
+    assert len(expected.beams) > 3
+    items = sorted(result.items, key=lambda i: i.sort_text or "")
+    assert [i.text_edit.new_text for i in items] == [b.insert_text for b in expected.beams]
+    for item, beam in zip(items, expected.beams):
+        assert isinstance(item.text_edit, types.TextEdit)
+        assert item.text_edit.range == types.Range(end_of(text), end_of(text))
+        assert not item.text_edit.new_text.startswith(" ")  # the held space is not doubled
+        assert item.label == beam.insert_text.strip().split("\n")[0].strip()
+        assert item.filter_text == item.text_edit.new_text
+        assert item.detail == f"score {beam.score:.3f} · p={beam.joint:.2e}"
+        assert isinstance(item.documentation, types.MarkupContent)
+        assert "| token | p |" in item.documentation.value
+        assert item.documentation.value.count("\n| `") == len(beam.tokens)
+
+
+async def test_items_cover_the_word_before_the_cursor(client: LanguageClient) -> None:
+    text = "Once upon a ti"
+    open_doc(client, text)
+    result = await client.text_document_completion_async(
+        types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=URI), position=end_of(text)
+        )
+    )
+    assert isinstance(result, types.CompletionList)
+    assert result.items
+    for item in result.items:
+        edit = item.text_edit
+        assert isinstance(edit, types.TextEdit)
+        # the edit re-inserts "ti" so the client's word filter keeps the item
+        assert edit.range.start == types.Position(0, len("Once upon a "))
+        assert edit.new_text.startswith("ti")
+        assert item.filter_text == edit.new_text
+
+
+async def test_unknown_document_gets_an_empty_answer(client: LanguageClient) -> None:
+    result = await client.text_document_completion_async(
+        types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri="untitled:never%20opened"),
+            position=types.Position(0, 0),
+        )
+    )
+    assert isinstance(result, types.CompletionList)
+    assert list(result.items) == []

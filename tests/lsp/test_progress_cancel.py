@@ -1,0 +1,127 @@
+"""Work-done progress, cancellation, and a backend that is down."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import time
+
+import pytest
+from conftest import URI, end_of, lloom_options, open_doc, start
+from lsprotocol import types
+from pygls.exceptions import JsonRpcRequestCancelled
+from pytest_lsp import LanguageClient
+
+TEXT = "Once upon a time,"
+SPEED = re.compile(r"\d+ suggestions in \d+\.\d\d s @ \d+\.\d tok/s")
+
+# A weave big enough to still be running when it is cancelled.
+SLOW = {"strategy": "token", "maxDepth": 200, "maxSuggestions": 1000, "splitLimit": 0,
+        "cutoff": 0.02, "autoStop": False}
+
+
+async def weaving_started(client: LanguageClient) -> None:
+    """Wait until the server reports progress: the weave is running."""
+    deadline = time.monotonic() + 10
+    while not any(client.progress_reports.values()):
+        assert time.monotonic() < deadline, "the weave never started"
+        await asyncio.sleep(0.01)
+
+
+def completion(pos: types.Position, token: str | None = None) -> types.CompletionParams:
+    return types.CompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=URI), position=pos, work_done_token=token
+    )
+
+
+async def test_progress_with_server_created_token(client: LanguageClient) -> None:
+    open_doc(client, TEXT)
+    result = await client.text_document_completion_async(completion(end_of(TEXT)))
+    assert result is not None and result.items
+    (reports,) = client.progress_reports.values()
+    begin, *middle, end = reports
+    assert isinstance(begin, types.WorkDoneProgressBegin) and begin.title == "Weaving"
+    assert middle and all(isinstance(r, types.WorkDoneProgressReport) for r in middle)
+    assert re.fullmatch(r"\d+ beams, \d+\.\d tok/s", middle[-1].message or "")
+    assert isinstance(end, types.WorkDoneProgressEnd)
+    assert SPEED.fullmatch(end.message or "")
+    assert (end.message or "").startswith(f"{len(result.items)} suggestions")
+
+
+async def test_progress_uses_the_clients_token(client: LanguageClient) -> None:
+    open_doc(client, TEXT)
+    client.progress_reports["mine"] = []  # the client made this token itself
+    await client.text_document_completion_async(completion(end_of(TEXT), token="mine"))
+    assert list(client.progress_reports) == ["mine"]
+    kinds = [type(r).__name__ for r in client.progress_reports["mine"]]
+    assert kinds[0] == "WorkDoneProgressBegin" and kinds[-1] == "WorkDoneProgressEnd"
+
+
+async def test_cancel_request_cancels_the_weave(
+    bare_client: LanguageClient, llama_server_url: str
+) -> None:
+    await start(bare_client, lloom_options(llama_server_url, **SLOW))
+    open_doc(bare_client, TEXT)
+    pending = asyncio.ensure_future(
+        bare_client.protocol.send_request_async(
+            types.TEXT_DOCUMENT_COMPLETION, completion(end_of(TEXT)), msg_id="slow-1"
+        )
+    )
+    await weaving_started(bare_client)
+    bare_client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="slow-1"))
+    started = time.perf_counter()
+    with pytest.raises(JsonRpcRequestCancelled):
+        await pending
+    assert time.perf_counter() - started < 2.0
+    # the server is free again: a small weave answers
+    bare_client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"lloom": {"weave": {"maxDepth": 3}}})
+    )
+    result = await bare_client.text_document_completion_async(completion(end_of(TEXT)))
+    assert result is not None and result.items
+
+
+async def test_new_weave_cancels_the_previous_one(
+    bare_client: LanguageClient, llama_server_url: str
+) -> None:
+    await start(bare_client, lloom_options(llama_server_url, **SLOW))
+    text = TEXT + " there was"
+    open_doc(bare_client, text)
+    first = asyncio.ensure_future(
+        bare_client.text_document_completion_async(completion(end_of(TEXT)))
+    )
+    await weaving_started(bare_client)
+    bare_client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"lloom": {"weave": {"maxDepth": 3}}})
+    )
+    second = await bare_client.text_document_completion_async(completion(end_of(text)))
+    assert second is not None and second.items
+    with pytest.raises(JsonRpcRequestCancelled):
+        await first
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_backend_down_gives_empty_answers_and_one_message(
+    bare_client: LanguageClient,
+) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    await start(bare_client, lloom_options(url))
+    open_doc(bare_client, TEXT)
+    for i in range(3):
+        started = time.perf_counter()
+        result = await bare_client.text_document_completion_async(
+            completion(types.Position(0, len(TEXT) - i))
+        )
+        assert time.perf_counter() - started < 5
+        assert result is not None and list(result.items) == []
+    shown = [m for m in bare_client.messages if m.type == types.MessageType.Error]
+    assert len(shown) == 1
+    assert url in shown[0].message
+    assert "lloom.backend.url" in shown[0].message
+    assert any(url in m.message for m in bare_client.log_messages)

@@ -1,0 +1,89 @@
+"""Settings from initializationOptions, workspace/configuration and
+didChangeConfiguration, and invalid values; observed through the weave itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import URI, end_of, lloom_options, open_doc, start
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+TEXT = "Once upon a time,"
+
+
+async def weave_tokens(client: LanguageClient, text: str = TEXT) -> list[int]:
+    """Token counts of the beams the server weaves at the end of ``text``."""
+    pos = end_of(text)
+    result = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(
+            command="lloom.weave",
+            arguments=[URI, {"line": pos.line, "character": pos.character}],
+        )
+    )
+    return [len(b["tokens"]) for b in result["beams"]]
+
+
+def change_text(client: LanguageClient, text: str, version: int) -> None:
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=version),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
+        )
+    )
+
+
+def errors(client: LanguageClient) -> list[str]:
+    return [m.message for m in client.messages if m.type == types.MessageType.Error]
+
+
+async def test_three_sources_later_wins(bare_client: LanguageClient, llama_server_url: str) -> None:
+    options: dict[str, Any] = lloom_options(llama_server_url, maxDepth=2, autoStop=False)
+    await start(bare_client, options)
+    open_doc(bare_client, TEXT)
+    assert set(await weave_tokens(bare_client)) == {2}  # initializationOptions
+
+    # workspace/configuration wins over initializationOptions (pulled after a change)
+    bare_client.set_configuration({"lloom": {"weave": {"maxDepth": 3}}})
+    bare_client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings=None)
+    )
+    assert set(await weave_tokens(bare_client)) == {3}
+
+    # a pushed didChangeConfiguration wins over the pulled one
+    bare_client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"lloom": {"weave": {"maxDepth": 4}}})
+    )
+    assert set(await weave_tokens(bare_client)) == {4}
+    assert errors(bare_client) == []
+
+
+async def test_invalid_value_is_named_and_last_valid_stays(
+    bare_client: LanguageClient, llama_server_url: str
+) -> None:
+    await start(bare_client, lloom_options(llama_server_url, maxDepth=2, autoStop=False))
+    open_doc(bare_client, TEXT)
+    assert set(await weave_tokens(bare_client)) == {2}
+    bare_client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(
+            settings={"lloom": {"weave": {"maxDepth": 0, "cutoff": 3}}}
+        )
+    )
+    change_text(bare_client, TEXT + " there", 2)  # a new story, so the cache cannot answer
+    tokens = await weave_tokens(bare_client, TEXT + " there")
+    assert tokens and set(tokens) == {2}
+    (message,) = errors(bare_client)
+    assert "lloom.weave.maxDepth must be an integer from 1 to 512 (got 0)" in message
+    assert "lloom.weave.cutoff must be a number from 0 to 1 (got 3)" in message
+
+
+async def test_invalid_initialization_options_fall_back_to_defaults(
+    bare_client: LanguageClient, llama_server_url: str
+) -> None:
+    options = lloom_options(llama_server_url)
+    options["lloom"]["weave"] = {"rank": "best"}
+    await start(bare_client, options)
+    open_doc(bare_client, TEXT)
+    assert await weave_tokens(bare_client)  # weaving goes on with the defaults
+    assert any("lloom.weave.rank must be one of 'lloom', 'joint', 'mean'" in m
+               for m in errors(bare_client))
