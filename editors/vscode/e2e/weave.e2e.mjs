@@ -1,0 +1,240 @@
+/**
+ * End to end: the packaged extension in code-server, its language client talking to the
+ * real lloom-lsp, which weaves on the bigram test model through a llama-server it starts.
+ *
+ * Run through e2e/run.sh, which installs the tools and passes their paths in LLOOM_E2E_*.
+ * Every wait is for an event in the page or a file on disk; nothing sleeps.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+const env = (name) => {
+  const value = process.env[`LLOOM_E2E_${name}`];
+  if (!value) throw new Error(`LLOOM_E2E_${name} is not set: run e2e/run.sh`);
+  return value;
+};
+
+const STORY = 'Once upon a time,';
+const TIMEOUT = Number(process.env.LLOOM_E2E_TIMEOUT ?? 120_000);
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `probe` until it returns a truthy value; for files, which have no event to await. */
+async function until(probe, what, timeout = TIMEOUT) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+function filesUnder(dir) {
+  let out = [];
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    out = statSync(path).isDirectory() ? out.concat(filesUnder(path)) : out.concat(path);
+  }
+  return out;
+}
+
+describe('LLooM in code-server', { timeout: 10 * 60_000 }, () => {
+  const root = mkdtempSync(join(env('WORK'), 'run-'));
+  const userData = join(root, 'user-data');
+  const extensions = join(root, 'extensions');
+  const folder = join(root, 'folder');
+  const storyFile = join(folder, 'story.txt');
+  let codeServer;
+  let browser;
+  let page;
+  let codeServerLog = '';
+
+  const codeServerArgs = ['--user-data-dir', userData, '--extensions-dir', extensions];
+
+  function dumpLogs() {
+    console.error('--- code-server output ---\n' + codeServerLog.slice(-4000));
+    for (const file of filesUnder(join(userData, 'logs'))) {
+      if (/exthost|LLooM|lloom/i.test(file)) {
+        console.error(`--- ${file} ---\n` + readFileSync(file, 'utf8').slice(-6000));
+      }
+    }
+  }
+
+  before(async () => {
+    try {
+      await setUp();
+    } catch (err) {
+      process.exitCode = 1;
+      throw err;
+    }
+  });
+
+  async function setUp() {
+    mkdirSync(join(userData, 'User'), { recursive: true });
+    mkdirSync(folder, { recursive: true });
+    writeFileSync(storyFile, STORY);
+    const backendPort = await freePort();
+    const machine = {
+      // Machine-scoped: only user settings may choose these.  In a remote window (which
+      // code-server is) they are read from the remote machine's settings, not the user's.
+      'lloom.server.command': [env('PYTHON'), '-m', 'lloom_lsp'],
+      'lloom.backend.modelPath': env('MODEL'),
+    };
+    const user = {
+      ...machine,
+      // Nothing answers here, so lloom-lsp starts its own llama-server on the model.
+      'lloom.backend.url': `http://127.0.0.1:${backendPort}`,
+      'lloom.trace.server': 'messages',
+      'workbench.startupEditor': 'none',
+      'workbench.tips.enabled': false,
+      'security.workspace.trust.enabled': false,
+      'files.autoSave': 'off',
+      'editor.inlineSuggest.enabled': true,
+      'extensions.autoCheckUpdates': false,
+      'extensions.autoUpdate': false,
+    };
+    mkdirSync(join(userData, 'Machine'), { recursive: true });
+    writeFileSync(join(userData, 'Machine', 'settings.json'), JSON.stringify(machine, null, 2));
+    writeFileSync(join(userData, 'User', 'settings.json'), JSON.stringify(user, null, 2));
+
+    execFileSync(process.execPath, [env('CODE_SERVER'), ...codeServerArgs, '--install-extension', env('VSIX')], {
+      stdio: 'inherit',
+      env: { ...process.env, XDG_CONFIG_HOME: join(root, 'config') },
+    });
+
+    const port = await freePort();
+    codeServer = spawn(
+      process.execPath,
+      [
+        env('CODE_SERVER'),
+        ...codeServerArgs,
+        '--auth', 'none',
+        '--bind-addr', `127.0.0.1:${port}`,
+        '--disable-telemetry',
+        '--disable-workspace-trust',
+        '--disable-update-check',
+        folder,
+      ],
+      { env: { ...process.env, XDG_CONFIG_HOME: join(root, 'config') }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const listening = new Promise((resolve, reject) => {
+      const onData = (chunk) => {
+        codeServerLog += chunk.toString();
+        if (codeServerLog.includes('HTTP server listening')) resolve();
+      };
+      codeServer.stdout.on('data', onData);
+      codeServer.stderr.on('data', onData);
+      codeServer.once('exit', (code) => reject(new Error(`code-server exited (${code}):\n${codeServerLog}`)));
+    });
+    await listening;
+
+    const { chromium } = await import(env('PLAYWRIGHT'));
+    browser = await chromium.launch({
+      executablePath: env('CHROMIUM'),
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+    });
+    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    page.setDefaultTimeout(TIMEOUT);
+    await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(folder)}`);
+    await page.locator('.monaco-workbench').waitFor();
+
+    // Open story.txt with Quick Open.
+    await page.locator('.monaco-workbench').click({ position: { x: 700, y: 450 } });
+    await page.keyboard.press('Control+P');
+    const quickInput = page.locator('.quick-input-widget input');
+    await quickInput.waitFor();
+    await quickInput.fill('story.txt');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'story.txt' }).first().waitFor();
+    await page.keyboard.press('Enter');
+    await page.locator('.monaco-editor .view-lines', { hasText: 'Once upon a time' }).waitFor();
+
+    // The status bar item turns to "ready" once the server has initialised.
+    await page.locator('.statusbar-item', { hasText: 'LLooM' }).waitFor();
+    await page.locator('.statusbar-item .codicon-check').first().waitFor();
+  }
+
+  after(async () => {
+    if (process.exitCode && page) await page.screenshot({ path: join(root, 'failure.png') }).catch(() => {});
+    await browser?.close();
+    codeServer?.kill();
+    if (process.exitCode) dumpLogs();
+    if (!process.env.LLOOM_E2E_KEEP && !process.exitCode) rmSync(root, { recursive: true, force: true });
+  });
+
+  async function focusEditorAtEnd() {
+    await page.locator('.part.editor .monaco-editor .view-lines').first().click();
+    await page.keyboard.press('Control+End');
+  }
+
+  /** Runs a command from the Command Palette, as a user would; focus returns to the editor. */
+  async function runCommand(title) {
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor();
+    await input.fill(`>${title}`);
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
+    await page.keyboard.press('Enter');
+    await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
+  }
+
+  async function saveAndRead(previous) {
+    await page.keyboard.press('Control+S');
+    return until(() => {
+      const text = readFileSync(storyFile, 'utf8');
+      return text !== previous && text;
+    }, 'story.txt to be saved');
+  }
+
+  it('weaves at the cursor and inserts the picked beam', async () => {
+    try {
+      await focusEditorAtEnd();
+      await page.keyboard.press('Control+Alt+Enter');
+      const rows = page.locator('.quick-input-widget .monaco-list-row');
+      await rows.first().waitFor();
+      const label = await rows.first().innerText();
+      assert.match(label, /█/, `first row has a probability bar: ${label}`);
+      const title = await page.locator('.quick-input-widget .quick-input-title').innerText();
+      assert.match(title, /suggestions in/);
+      // "██████████ 6.97   there was …": bar, score, two spaces, then the text to insert.
+      const shown = label.split('\n')[0].replace(/\u00a0/g, ' ').replace(/^[█▏▎▍▌▋▊▉·]+ [\d.]+ {2}/, '');
+      assert.ok(shown.trim().length > 0, `first row shows a continuation: ${label}`);
+      await page.keyboard.press('Enter');
+      await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
+      const text = await saveAndRead(STORY);
+      assert.equal(text, STORY + shown.replace(/⏎/g, '\n').replace(/⇥/g, '\t'));
+    } catch (err) {
+      process.exitCode = 1;
+      throw err;
+    }
+  });
+
+  it('shows an inline suggestion on request and accepts it with Tab', async () => {
+    try {
+      const before = readFileSync(storyFile, 'utf8');
+      await focusEditorAtEnd();
+      await runCommand('Trigger Inline Suggestion');
+      await page.locator('.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text').first().waitFor();
+      await page.keyboard.press('Tab');
+      const text = await saveAndRead(before);
+      assert.ok(text.startsWith(before) && text.length > before.length, `story grew: ${JSON.stringify(text)}`);
+    } catch (err) {
+      process.exitCode = 1;
+      throw err;
+    }
+  });
+});

@@ -1,0 +1,202 @@
+/**
+ * The language client's lifecycle: start on demand, restart, stop, and state for the
+ * status bar.  Starts and stops run one at a time, so a restart during a start waits.
+ */
+import * as readline from 'node:readline';
+import type { Readable } from 'node:stream';
+
+import * as vscode from 'vscode';
+import {
+  CloseAction,
+  type ErrorHandler,
+  LanguageClient,
+  type LanguageClientOptions,
+  RevealOutputChannelOn,
+  State,
+} from 'vscode-languageclient/node';
+
+import { documentSelector, matchesSelector } from './core/languages';
+import { type LogLevel, parseServerLogLine } from './core/serverLog';
+import { ServerCommandError } from './core/serverCommand';
+import { resolveLaunch } from './serverLaunch';
+import { SECTION, languages, settingsSnapshot } from './settings';
+import type { StatusBar } from './statusBar';
+
+export class LLooMClient implements vscode.Disposable {
+  private client: LanguageClient | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private stopping = false;
+  /** Set when a start failed, so opening more files does not repeat the error. */
+  private gaveUp = false;
+
+  constructor(
+    private readonly log: vscode.LogOutputChannel,
+    private readonly status: StatusBar,
+  ) {}
+
+  /** The running client, started first if need be; undefined when it cannot start. */
+  ensureStarted(): Promise<LanguageClient | undefined> {
+    return this.serially(async () => {
+      if (this.client?.isRunning()) return this.client;
+      await this.stop(); // a client whose server died: dispose it before starting anew
+      return this.start();
+    });
+  }
+
+  restart(): Promise<LanguageClient | undefined> {
+    this.gaveUp = false;
+    return this.serially(async () => {
+      await this.stop();
+      return this.start();
+    });
+  }
+
+  shutdown(): Promise<void> {
+    return this.serially(() => this.stop());
+  }
+
+  /** Start when any open document is one LLooM weaves in. */
+  startIfWanted(): void {
+    if (this.gaveUp) return;
+    const langs = languages();
+    if (vscode.workspace.textDocuments.some((doc) => matchesSelector(doc, langs))) {
+      void this.ensureStarted();
+    }
+  }
+
+  /** A client exists: running, starting, or restarting its server after a crash. */
+  get isActive(): boolean {
+    return this.client !== undefined;
+  }
+
+  private serially<T>(task: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(task, task);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async start(): Promise<LanguageClient | undefined> {
+    this.status.setState('starting');
+    let client: LanguageClient | undefined;
+    try {
+      const launch = await resolveLaunch(this.log);
+      const errorHandler = new FirstStartErrorHandler(() => client?.createDefaultErrorHandler());
+      const options: LanguageClientOptions = {
+        documentSelector: documentSelector(languages()),
+        outputChannel: this.log,
+        traceOutputChannel: this.log,
+        revealOutputChannelOn: RevealOutputChannelOn.Never,
+        // Sends workspace/didChangeConfiguration now and on every `lloom.*` change; the
+        // server may also pull the section with workspace/configuration.
+        synchronize: { configurationSection: SECTION },
+        // A function, so a restart sends the settings of that moment.
+        initializationOptions: () => settingsSnapshot(),
+        errorHandler,
+        stdioOptions: { stdout: forwardLog, stderr: forwardLog },
+      };
+      const current = new LanguageClient('lloom', 'LLooM', launch.executable, options);
+      client = current;
+      this.client = current;
+      current.onDidChangeState(({ newState }) => {
+        if (newState === State.Running) errorHandler.running = true;
+        // A client being replaced or disposed reports too; only the current one counts.
+        if (this.client === current) this.onState(newState);
+      });
+      await current.start();
+      this.gaveUp = false;
+      this.status.setState('ready', launch.description);
+      return client;
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.log.error(`The LLooM server did not start: ${message}`);
+      this.status.setState('error', message);
+      this.gaveUp = true;
+      this.client = undefined;
+      await client?.dispose().catch(() => undefined);
+      void this.explainStartFailure(err, message);
+      return undefined;
+    }
+  }
+
+  private async stop(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (!client) return;
+    this.stopping = true;
+    try {
+      await client.dispose(2000);
+    } catch (err) {
+      this.log.warn(`Stopping the server: ${String(err)}`);
+    } finally {
+      this.stopping = false;
+      this.status.setState('stopped');
+    }
+  }
+
+  private onState(state: State): void {
+    if (state === State.Starting) this.status.setState('starting');
+    else if (state === State.Running) this.status.setState('ready');
+    else if (!this.stopping) {
+      // Stopped without being asked: the process died and the client gave up on it.
+      // The next command or restart disposes it and starts a new one.
+      this.status.setState('error', 'The server stopped. Run "LLooM: Restart Server".');
+    }
+  }
+
+  private async explainStartFailure(err: unknown, message: string): Promise<void> {
+    const hint =
+      err instanceof ServerCommandError
+        ? message
+        : `LLooM could not start its language server (${message}). Install it with ` +
+          '`pip install lloom-lsp`, or set `lloom.server.command` in your user settings.';
+    const choice = await vscode.window.showErrorMessage(hint, 'Open Settings', 'Show Log');
+    if (choice === 'Open Settings') {
+      await vscode.commands.executeCommand('workbench.action.openSettings', 'lloom.server.command');
+    } else if (choice === 'Show Log') {
+      this.log.show();
+    }
+  }
+
+  dispose(): void {
+    void this.shutdown();
+  }
+}
+
+/**
+ * The default handler restarts a server whose connection closed, up to 4 times in
+ * 3 minutes.  That helps a server that crashed after working; a server that never came
+ * up (wrong command, module not installed) would only fail the same way again, so
+ * before the first successful start a close is final and `start()` explains it.
+ */
+class FirstStartErrorHandler implements ErrorHandler {
+  running = false;
+  private fallback: ErrorHandler | undefined;
+
+  constructor(private readonly makeDefault: () => ErrorHandler | undefined) {}
+
+  private get delegate(): ErrorHandler | undefined {
+    this.fallback ??= this.makeDefault();
+    return this.fallback;
+  }
+
+  error(...args: Parameters<ErrorHandler['error']>): ReturnType<ErrorHandler['error']> {
+    return this.delegate!.error(...args);
+  }
+
+  closed(): ReturnType<ErrorHandler['closed']> {
+    if (!this.running) return { action: CloseAction.DoNotRestart, handled: true };
+    return this.delegate!.closed();
+  }
+}
+
+/** Server output into the log channel, each line at the level the server logged it. */
+function forwardLog(input: Readable, channel: vscode.LogOutputChannel): void {
+  let level: LogLevel | undefined;
+  readline
+    .createInterface({ input, crlfDelay: Infinity, terminal: false, historySize: 0 })
+    .on('line', (line: string) => {
+      const record = parseServerLogLine(line, level);
+      level = record.level;
+      channel[record.level](record.text);
+    });
+}

@@ -1,0 +1,69 @@
+/**
+ * Beams as QuickPick rows: the seed's suggestion list, with eighth-block probability bars.
+ *
+ * Pure: no `vscode` import.  Items are plain objects that satisfy `vscode.QuickPickItem`.
+ */
+import type { WeaveBeam, WeaveToken } from './protocol';
+
+const BLOCKS = ' ▏▎▍▌▋▊▉█';
+
+/** A bar `width` cells wide, filled to `fraction` (clamped to 0..1) in eighths of a cell. */
+export function bar(fraction: number, width = 10): string {
+  const clamped = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0;
+  const eighths = Math.round(clamped * width * 8);
+  const full = Math.floor(eighths / 8);
+  const part = eighths % 8;
+  const filled = '█'.repeat(full) + (part ? BLOCKS[part] : '');
+  return filled + '·'.repeat(width - [...filled].length);
+}
+
+/** One line: newlines and tabs as visible symbols, so a row never wraps or hides text. */
+export function visible(text: string): string {
+  return text.replace(/\r\n|\r|\n/g, '⏎').replace(/\t/g, '⇥');
+}
+
+/** QuickPick renders `$(name)` as an icon; a backslash keeps model text literal. */
+export function escapeIcons(text: string): string {
+  return text.replace(/\$\(/g, '\\$(');
+}
+
+export function percent(prob: number): string {
+  const p = Math.min(1, Math.max(0, prob)) * 100;
+  if (p >= 99.5) return '100%';
+  if (p >= 10) return `${p.toFixed(0)}%`;
+  if (p >= 1) return `${p.toFixed(1)}%`;
+  return `${p.toFixed(2)}%`;
+}
+
+function tokenCell(token: WeaveToken): string {
+  return `${JSON.stringify(token.text).slice(1, -1)} ${percent(token.prob)}`;
+}
+
+export function jointText(joint: number): string {
+  return joint >= 0.001 ? `p=${joint.toFixed(3)}` : `p=${joint.toExponential(1)}`;
+}
+
+export interface BeamItem {
+  label: string;
+  detail: string;
+  beam: WeaveBeam;
+}
+
+/**
+ * One row per beam, in the server's order (best first).  The bar is each beam's score
+ * relative to the best score, so the top row is always full.
+ */
+export function toBeamItems(beams: readonly WeaveBeam[], width = 10): BeamItem[] {
+  const best = beams.reduce((m, b) => Math.max(m, b.score), 0);
+  return beams.map((beam) => {
+    const fraction = best > 0 ? beam.score / best : 0;
+    const text = visible(beam.insertText) || '(end of text)';
+    return {
+      label: `${bar(fraction, width)} ${beam.score.toFixed(2)}  ${escapeIcons(text)}`,
+      detail: escapeIcons(
+        [jointText(beam.joint), ...beam.tokens.map(tokenCell)].join('  ·  '),
+      ),
+      beam,
+    };
+  });
+}

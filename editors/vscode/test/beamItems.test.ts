@@ -1,0 +1,87 @@
+/** Probability bars and beam rows. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { bar, escapeIcons, percent, toBeamItems, visible } from '../src/core/beamItems';
+import type { WeaveBeam } from '../src/core/protocol';
+
+function beam(text: string, score: number, extra: Partial<WeaveBeam> = {}): WeaveBeam {
+  return { text, insertText: text, score, joint: 0.25, meanLogprob: -0.7, finish: 'stop', tokens: [], ...extra };
+}
+
+describe('bar', () => {
+  it('is always `width` cells', () => {
+    for (const f of [0, 0.01, 0.33, 0.5, 0.999, 1, 2, -1, Number.NaN]) {
+      assert.equal([...bar(f)].length, 10, `fraction ${f}`);
+      assert.equal([...bar(f, 4)].length, 4);
+    }
+  });
+
+  it('fills in eighths of a cell', () => {
+    assert.equal(bar(1), '██████████');
+    assert.equal(bar(0), '··········');
+    assert.equal(bar(0.5), '█████·····');
+    assert.equal(bar(0.65), '██████▌···');
+    assert.equal(bar(1 / 80), '▏·········');
+  });
+
+  it('clamps out-of-range and non-finite fractions', () => {
+    assert.equal(bar(3), bar(1));
+    assert.equal(bar(-0.5), bar(0));
+    assert.equal(bar(Number.POSITIVE_INFINITY), bar(0));
+  });
+});
+
+describe('text helpers', () => {
+  it('shows newlines and tabs as symbols', () => {
+    assert.equal(visible('a\nb\r\nc\td'), 'a⏎b⏎c⇥d');
+  });
+
+  it('keeps $(…) from becoming an icon', () => {
+    assert.equal(escapeIcons('cost $(x) and $(y)'), 'cost \\$(x) and \\$(y)');
+  });
+
+  it('prints probabilities as short percentages', () => {
+    assert.deepEqual([1, 0.999, 0.52, 0.031, 0.00042].map(percent), ['100%', '100%', '52%', '3.1%', '0.04%']);
+  });
+});
+
+describe('toBeamItems', () => {
+  it('draws each bar relative to the best score, in server order', () => {
+    const items = toBeamItems([beam(' there was a girl', 1.52), beam(' a king', 0.76)]);
+    assert.equal(items[0].label, '██████████ 1.52   there was a girl');
+    assert.equal(items[1].label, '█████····· 0.76   a king');
+    assert.equal(items[1].beam.text, ' a king');
+  });
+
+  it('labels the text that will be inserted, on one line', () => {
+    const [item] = toBeamItems([beam(' Once\nmore', 1, { insertText: 'Once\nmore' })]);
+    assert.match(item.label, /1\.00 {2}Once⏎more$/);
+  });
+
+  it('puts joint and per-token probabilities in the detail', () => {
+    const [item] = toBeamItems([
+      beam(' there', 0.9, {
+        joint: 0.42,
+        tokens: [
+          { text: ' the', prob: 0.6, id: 5 },
+          { text: 're', prob: 0.7, id: 9 },
+        ],
+      }),
+    ]);
+    assert.equal(item.detail, 'p=0.420  ·   the 60%  ·  re 70%');
+  });
+
+  it('writes tiny joint probabilities in exponent form and escapes control characters', () => {
+    const [item] = toBeamItems([
+      beam('x', 1, { joint: 0.000012, tokens: [{ text: '\n', prob: 0.5, id: null }] }),
+    ]);
+    assert.equal(item.detail, 'p=1.2e-5  ·  \\n 50%');
+  });
+
+  it('survives an empty beam and all-zero scores', () => {
+    const [item] = toBeamItems([beam('', 0)]);
+    assert.equal(item.label, '·········· 0.00  (end of text)');
+    assert.deepEqual(toBeamItems([]), []);
+  });
+});
