@@ -142,7 +142,9 @@ def _has_text(prefix: bytes, stops: Sequence[bytes]) -> bool:
 def make_beam(path: Sequence[Candidate], data: bytes, held: str, finish: str) -> Beam:
     """Build the finished beam from its token path and its (possibly trimmed) bytes."""
     data = data[: complete_utf8_length(data)]
-    text = data.decode("utf-8", errors="replace")
+    # Bytes that are not UTF-8 at all (a stray continuation byte a small model emits
+    # after a complete character) cannot be inserted as text: drop them, not show "\ufffd".
+    text = data.decode("utf-8", errors="ignore")
     tokens = tuple(
         BeamToken(c.data.decode("utf-8", errors="replace"), c.prob, c.token_id)
         for c in path

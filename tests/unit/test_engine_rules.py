@@ -123,6 +123,14 @@ async def test_beam_never_ends_inside_a_utf8_character() -> None:
     assert [b.text for b in whole.beams] == [" café"]
 
 
+async def test_stray_continuation_bytes_are_dropped_not_shown() -> None:
+    vocab = {1: b"\xa9", 2: b" and"}
+    table = {(): [(1, 0.9)], (1,): [(2, 0.9)]}
+    source = ScriptedSource(vocab, lambda ids: table.get(ids, [(2, 0.9)]))
+    result = await weave(source, "A", settings(max_depth=2, auto_stop=False))
+    assert [b.text for b in result.beams] == [" and"]
+
+
 async def test_trailing_whitespace_is_held_back_and_healed() -> None:
     source = ScriptedSource({1: b" there", 2: b"\nThen"}, fixed([(1, 0.5), (2, 0.5)]))
     result = await weave(source, "Once upon a time, ", settings(auto_stop=False, max_depth=1))

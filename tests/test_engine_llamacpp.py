@@ -1,0 +1,156 @@
+"""The engine against the real llama-server: LLooM's rules, chain == token, concurrency,
+cancellation and UTF-8."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import attrs
+import httpx
+import pytest
+
+from lloom_lsp.backends import LlamaCppBackend
+from lloom_lsp.config import WeaveSettings
+from lloom_lsp.engine import Continuation, Prompt, weave
+
+PROMPTS = ["Once upon a time,", "The old man", "She opened the door and", "The cat sat"]
+
+
+class Counting:
+    """Wraps the real backend to count requests in flight and cancellations."""
+
+    def __init__(self, inner: LlamaCppBackend) -> None:
+        self.inner = inner
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.cancelled = 0
+        self.requests = 0
+
+    async def continue_prompt(self, prompt: Prompt, max_tokens: int, top_n: int) -> Continuation:
+        self.requests += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self.inner.continue_prompt(prompt, max_tokens, top_n)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        finally:
+            self.in_flight -= 1
+
+
+@pytest.fixture
+async def backend(llama_server_url: str) -> AsyncIterator[LlamaCppBackend]:
+    b = LlamaCppBackend(llama_server_url)
+    yield b
+    await b.aclose()
+
+
+def settings(**kw: object) -> WeaveSettings:
+    return attrs.evolve(WeaveSettings(), **kw)  # type: ignore[arg-type]
+
+
+CONFIGS = [
+    {},
+    {"max_depth": 6, "cutoff": 0.1},
+    {"auto_stop": False, "max_depth": 5, "split_limit": 0, "cutoff": 0.15},
+    {"multiplier": 0.9, "max_depth": 8, "top_n": 5},
+    {"rank": "joint", "stop_strings": (".",), "max_depth": 10},
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+async def test_chain_and_token_agree_with_fewer_requests(
+    backend: LlamaCppBackend, config: dict
+) -> None:
+    base = settings(max_suggestions=1000, **config)
+    total_token = total_chain = 0
+    for prompt in PROMPTS:
+        token = await weave(backend, prompt, attrs.evolve(base, strategy="token"))
+        chain = await weave(backend, prompt, attrs.evolve(base, strategy="chain"))
+        assert [(b.text, round(b.score, 6)) for b in chain.beams] == [
+            (b.text, round(b.score, 6)) for b in token.beams
+        ], prompt
+        total_token += token.stats.requests
+        total_chain += chain.stats.requests
+    assert total_chain < total_token
+
+
+async def test_max_depth_is_exact(backend: LlamaCppBackend) -> None:
+    result = await weave(backend, "Once upon a time,", settings(auto_stop=False, max_depth=5))
+    assert result.beams
+    assert all(len(b.tokens) == 5 or b.finish == "eos" for b in result.beams)
+
+
+async def test_auto_stop_ends_at_a_stop_string(backend: LlamaCppBackend) -> None:
+    result = await weave(backend, "Once upon a time,", settings(max_depth=20))
+    stopped = [b for b in result.beams if b.finish == "stop"]
+    assert stopped
+    for beam in stopped:
+        assert beam.text.endswith((".", ","))
+        assert beam.text[:-1].strip(" .,")  # some other text before the stop
+
+
+async def test_split_limit_and_cutoff_widen_and_narrow(backend: LlamaCppBackend) -> None:
+    base = settings(auto_stop=False, max_depth=4, max_suggestions=1000)
+    narrow = await weave(backend, "The old man", attrs.evolve(base, cutoff=0.5))
+    default = await weave(backend, "The old man", base)
+    wide = await weave(backend, "The old man", attrs.evolve(base, split_limit=0, cutoff=0.05))
+    assert len(narrow.beams) < len(default.beams) < len(wide.beams)
+
+
+async def test_concurrency_is_bounded_and_used(llama_server_url: str) -> None:
+    inner = LlamaCppBackend(llama_server_url)
+    source = Counting(inner)
+    try:
+        await weave(source, "Once upon a time,", settings(strategy="token", max_depth=6),
+                    concurrency=3)
+    finally:
+        await inner.aclose()
+    assert source.max_in_flight == 3
+
+
+async def test_cancelling_cancels_in_flight_requests(llama_server_url: str) -> None:
+    inner = LlamaCppBackend(llama_server_url)
+    source = Counting(inner)
+    big = settings(strategy="token", max_depth=200, max_suggestions=1000, split_limit=0,
+                   cutoff=0.02, auto_stop=False)
+    task = asyncio.ensure_future(weave(source, "Once upon a time,", big))
+    try:
+        while source.requests < 20 or not source.in_flight:
+            await asyncio.sleep(0)
+        task.cancel()  # no await since the check: those requests are still in flight
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert source.cancelled >= 1
+        assert source.in_flight == 0
+        requests = source.requests
+        await asyncio.sleep(0.2)
+        assert source.requests == requests  # nothing new was sent after the cancel
+    finally:
+        await inner.aclose()
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(llama_server_url + "/health")).status_code == 200
+
+
+@pytest.mark.parametrize("prompt", ["Le café", "猫 and the 山", "🍎 The moon 🌙", "naïve"])
+@pytest.mark.parametrize("depth", [1, 2, 3, 5])
+async def test_no_beam_ends_inside_a_utf8_character(
+    backend: LlamaCppBackend, prompt: str, depth: int
+) -> None:
+    result = await weave(
+        backend, prompt, settings(auto_stop=False, max_depth=depth, split_limit=0, cutoff=0.05)
+    )
+    for beam in result.beams:
+        assert "\ufffd" not in beam.text
+        assert beam.text.encode().decode() == beam.text
+
+
+async def test_beams_start_where_the_story_ends(backend: LlamaCppBackend) -> None:
+    result = await weave(backend, "Once upon a time, ", settings())
+    assert result.prompt == "Once upon a time,"
+    assert result.held == " "
+    for beam in result.beams:
+        if beam.text.startswith(" "):
+            assert beam.insert_text == beam.text[1:]
