@@ -36,10 +36,14 @@ CONFIGS = {
 
 async def run(url: str, repeat: int) -> None:
     backend = LlamaCppBackend(url)
-    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
-          f"python {platform.python_version()}; server {url}")
-    print(f"{'configuration':36} {'strategy':8} {'requests':>8} {'time s':>8} "
-          f"{'tok/s':>8} {'beams':>6}  same set")
+    print(
+        f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
+        f"python {platform.python_version()}; server {url}"
+    )
+    print(
+        f"{'configuration':36} {'strategy':8} {'requests':>8} {'time s':>8} "
+        f"{'tok/s':>8} {'beams':>6}  same set"
+    )
     try:
         for name, config in CONFIGS.items():
             base = attrs.evolve(WeaveSettings(), **config)  # type: ignore[arg-type]
@@ -61,8 +65,10 @@ async def run(url: str, repeat: int) -> None:
                 rows[strategy] = (requests, t, tokens / t, sum(map(len, beams)), beams)
             same = rows["token"][4] == rows["chain"][4]
             for strategy, (req, t, tps, n, _) in rows.items():
-                print(f"{name:36} {strategy:8} {req:8d} {t:8.3f} {tps:8.0f} {n:6d}  "
-                      f"{'yes' if same else 'no'}")
+                print(
+                    f"{name:36} {strategy:8} {req:8d} {t:8.3f} {tps:8.0f} {n:6d}  "
+                    f"{'yes' if same else 'no'}"
+                )
     finally:
         await backend.aclose()
 

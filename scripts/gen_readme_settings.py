@@ -1,7 +1,7 @@
 """Write the settings reference table into README.md from the one schema.
 
-    python scripts/gen_readme_settings.py          # rewrite the table
-    python scripts/gen_readme_settings.py --check  # exit 1 if README.md is out of date
+python scripts/gen_readme_settings.py          # rewrite the table
+python scripts/gen_readme_settings.py --check  # exit 1 if README.md is out of date
 """
 
 from __future__ import annotations

@@ -104,8 +104,9 @@ async def test_concurrency_is_bounded_and_used(llama_server_url: str) -> None:
     inner = LlamaCppBackend(llama_server_url)
     source = Counting(inner)
     try:
-        await weave(source, "Once upon a time,", settings(strategy="token", max_depth=6),
-                    concurrency=3)
+        await weave(
+            source, "Once upon a time,", settings(strategy="token", max_depth=6), concurrency=3
+        )
     finally:
         await inner.aclose()
     assert source.max_in_flight == 3
@@ -114,8 +115,14 @@ async def test_concurrency_is_bounded_and_used(llama_server_url: str) -> None:
 async def test_cancelling_cancels_in_flight_requests(llama_server_url: str) -> None:
     inner = LlamaCppBackend(llama_server_url)
     source = Counting(inner)
-    big = settings(strategy="token", max_depth=200, max_suggestions=1000, split_limit=0,
-                   cutoff=0.02, auto_stop=False)
+    big = settings(
+        strategy="token",
+        max_depth=200,
+        max_suggestions=1000,
+        split_limit=0,
+        cutoff=0.02,
+        auto_stop=False,
+    )
     task = asyncio.ensure_future(weave(source, "Once upon a time,", big))
     try:
         while source.requests < 20 or not source.in_flight:

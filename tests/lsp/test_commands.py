@@ -22,13 +22,16 @@ async def command(client: LanguageClient, name: str, *args: Any) -> Any:
 async def test_weave_returns_beams_and_tree(client: LanguageClient) -> None:
     open_doc(client, TEXT, version=3)
     pos = end_of(TEXT)
-    result = await command(client, "lloom.weave", URI, {"line": pos.line, "character": pos.character})
+    result = await command(
+        client, "lloom.weave", URI, {"line": pos.line, "character": pos.character}
+    )
     assert result["version"] == 3
     beams = result["beams"]
     assert len(beams) > 3
     assert [b["score"] for b in beams] == sorted((b["score"] for b in beams), reverse=True)
     tree = result["tree"]
     assert tree["prompt"] == TEXT
+
     # every beam is a path in the tree
     def paths(node: dict[str, Any], prefix: str) -> set[str]:
         here = prefix + node["text"]

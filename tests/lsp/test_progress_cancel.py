@@ -17,8 +17,14 @@ TEXT = "Once upon a time,"
 SPEED = re.compile(r"\d+ suggestions in \d+\.\d\d s @ \d+\.\d tok/s")
 
 # A weave big enough to still be running when it is cancelled.
-SLOW = {"strategy": "token", "maxDepth": 200, "maxSuggestions": 1000, "splitLimit": 0,
-        "cutoff": 0.02, "autoStop": False}
+SLOW = {
+    "strategy": "token",
+    "maxDepth": 200,
+    "maxSuggestions": 1000,
+    "splitLimit": 0,
+    "cutoff": 0.02,
+    "autoStop": False,
+}
 
 
 async def weaving_started(client: LanguageClient) -> None:

@@ -85,5 +85,6 @@ async def test_invalid_initialization_options_fall_back_to_defaults(
     await start(bare_client, options)
     open_doc(bare_client, TEXT)
     assert await weave_tokens(bare_client)  # weaving goes on with the defaults
-    assert any("lloom.weave.rank must be one of 'lloom', 'joint', 'mean'" in m
-               for m in errors(bare_client))
+    assert any(
+        "lloom.weave.rank must be one of 'lloom', 'joint', 'mean'" in m for m in errors(bare_client)
+    )

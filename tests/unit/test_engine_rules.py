@@ -25,8 +25,9 @@ def texts(result: WeaveResult) -> set[str]:
 
 async def test_max_depth_is_exact_not_plus_one() -> None:
     source = ScriptedSource(WORDS, fixed([(1, 0.6), (2, 0.4)]))
-    result = await weave(source, "Colours:", settings(auto_stop=False, max_depth=4,
-                                                     max_suggestions=1000))
+    result = await weave(
+        source, "Colours:", settings(auto_stop=False, max_depth=4, max_suggestions=1000)
+    )
     assert result.beams
     assert {len(b.tokens) for b in result.beams} == {4}
     assert len(result.beams) == 16  # two ways at each of 4 positions
@@ -196,8 +197,9 @@ async def test_chain_equals_token_with_fewer_requests(seed: int, kw: dict) -> No
 
 async def test_concurrency_is_bounded() -> None:
     source = ScriptedSource(WORDS, fixed([(1, 0.5), (2, 0.5)]), delay=0.01)
-    await weave(source, "A", settings(auto_stop=False, max_depth=4, max_suggestions=100),
-                concurrency=2)
+    await weave(
+        source, "A", settings(auto_stop=False, max_depth=4, max_suggestions=100), concurrency=2
+    )
     assert source.max_in_flight == 2
 
 
