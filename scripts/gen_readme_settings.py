@@ -22,7 +22,7 @@ def _range(prop: dict) -> str:
         return " \\| ".join(f"`{v}`" for v in prop["enum"])
     lo, hi = prop.get("minimum"), prop.get("maximum")
     if lo is not None and hi is not None:
-        return f"{lo:g} – {hi:g}"
+        return f"{lo:g} to {hi:g}"
     return prop["type"]
 
 
