@@ -81,7 +81,10 @@ class WeaveService:
         return hit
 
     async def reset(self) -> None:
-        """Settings changed: forget results and close backends."""
+        """Settings changed: cancel running weaves (their settings are stale), forget
+        results and close backends.  Cancelling first means no in-flight request fails
+        on a closed client and is mistaken for a backend failure."""
+        self.cancel()
         self._cache.clear()
         backends, self._backends = list(self._backends.values()), {}
         for backend in backends:

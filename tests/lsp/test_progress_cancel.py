@@ -98,13 +98,38 @@ async def test_new_weave_cancels_the_previous_one(
         bare_client.text_document_completion_async(completion(end_of(TEXT)))
     )
     await weaving_started(bare_client)
+    second = asyncio.ensure_future(
+        bare_client.protocol.send_request_async(
+            types.TEXT_DOCUMENT_COMPLETION, completion(end_of(text)), msg_id="second"
+        )
+    )
+    with pytest.raises(JsonRpcRequestCancelled):
+        await first
+    assert not second.done()  # the second weave is the one running now
+    bare_client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="second"))
+    with pytest.raises(JsonRpcRequestCancelled):
+        await second
+    errors = [m for m in bare_client.messages if m.type == types.MessageType.Error]
+    assert errors == []  # cancelling is not a backend failure
+
+
+async def test_settings_change_cancels_a_running_weave_quietly(
+    bare_client: LanguageClient, llama_server_url: str
+) -> None:
+    await start(bare_client, lloom_options(llama_server_url, **SLOW))
+    open_doc(bare_client, TEXT)
+    first = asyncio.ensure_future(
+        bare_client.text_document_completion_async(completion(end_of(TEXT)))
+    )
+    await weaving_started(bare_client)
     bare_client.workspace_did_change_configuration(
         types.DidChangeConfigurationParams(settings={"lloom": {"weave": {"maxDepth": 3}}})
     )
-    second = await bare_client.text_document_completion_async(completion(end_of(text)))
-    assert second is not None and second.items
     with pytest.raises(JsonRpcRequestCancelled):
         await first
+    again = await bare_client.text_document_completion_async(completion(end_of(TEXT)))
+    assert again is not None and again.items
+    assert [m for m in bare_client.messages if m.type == types.MessageType.Error] == []
 
 
 def _closed_port() -> int:
