@@ -215,7 +215,8 @@ def _kind(field: attrs.Attribute) -> str:  # type: ignore[type-arg]
         return "string"
     if get_origin(tp) is tuple:
         return "array"
-    return {bool: "boolean", int: "integer", float: "number", str: "string"}[tp]
+    kinds: dict[Any, str] = {bool: "boolean", int: "integer", float: "number", str: "string"}
+    return kinds[tp]
 
 
 def _allowed(field: attrs.Attribute) -> str:  # type: ignore[type-arg]
@@ -348,7 +349,7 @@ def flat_settings() -> list[tuple[str, type, attrs.Attribute]]:  # type: ignore[
 
 
 def _default(field: attrs.Attribute) -> Any:  # type: ignore[type-arg]
-    default = field.default
+    default: Any = field.default
     if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
         default = default.factory()
     return list(default) if isinstance(default, tuple) else default

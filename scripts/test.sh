@@ -17,6 +17,11 @@ done
 
 scripts/setup.sh --editors
 
+printf '\033[1m== lint and types\033[0m\n'
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy lloom_lsp
+
 printf '\033[1m== pytest\033[0m\n'
 .venv/bin/python -m pytest
 
