@@ -111,4 +111,3 @@ class LspLogHandler(logging.Handler):
             )
         except Exception:  # logging must never break the server
             self.handleError(record)
-
