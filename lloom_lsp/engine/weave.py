@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 
 from ..config import WeaveSettings
+from .batching import Batcher, BatchTokenSource
 from .beam import Beam, find_stop, make_beam, rank_beams, split_story
 from .source import Candidate, Continuation, Prompt, Step, TokenSource
 from .tree import ThreadTree, TreeNode
@@ -108,6 +109,9 @@ class Weave:
         self._limit_hit = False
         self._on_beam: Callable[[Beam], None] | None = None
         self._emitted: set[str] = set()
+        self._batcher: Batcher | None = None
+        if isinstance(source, BatchTokenSource) and source.max_batch > 1:
+            self._batcher = Batcher(source, self.settings.top_n, self._sem)
 
     # -- public -------------------------------------------------------------------
 
@@ -124,6 +128,8 @@ class Weave:
                 await self._run_chain(root)
         finally:
             self.stats.elapsed = time.perf_counter() - started
+            if self._batcher is not None:
+                self._batcher.cancel()
         return WeaveResult(
             rank_beams(self._finished, self.settings.rank),
             self.tree,
@@ -216,9 +222,13 @@ class Weave:
 
     async def _ask(self, beam: _Open, max_tokens: int) -> Continuation:
         prompt = Prompt(self.prompt, beam.ids, beam.data)
-        async with self._sem:
-            self.stats.requests += 1
-            cont = await self.source.continue_prompt(prompt, max_tokens, self.settings.top_n)
+        if self._batcher is not None:
+            cont = await self._batcher.ask(prompt, max_tokens)
+            self.stats.requests = self._batcher.requests
+        else:
+            async with self._sem:
+                self.stats.requests += 1
+                cont = await self.source.continue_prompt(prompt, max_tokens, self.settings.top_n)
         self.stats.tokens += len(cont.steps)
         return cont
 

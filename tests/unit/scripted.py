@@ -63,3 +63,19 @@ class ScriptedSource:
 def fixed(dist: Sequence[tuple[int, float]]) -> Table:
     """The same distribution after every context."""
     return lambda ids: dist
+
+
+class BatchingSource(ScriptedSource):
+    """The scripted source, also answering several prompts per request."""
+
+    def __init__(self, *args: object, max_batch: int = 8, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.max_batch = max_batch
+        self.batches: list[int] = []
+
+    async def continue_prompts(
+        self, prompts: Sequence[Prompt], max_tokens: int, top_n: int
+    ) -> list[Continuation]:
+        assert len(prompts) <= self.max_batch
+        self.batches.append(len(prompts))
+        return [await self.continue_prompt(p, max_tokens, top_n) for p in prompts]

@@ -7,7 +7,7 @@ import random
 
 import attrs
 import pytest
-from scripted import ScriptedSource, fixed
+from scripted import BatchingSource, ScriptedSource, fixed
 
 from lloom_lsp.config import WeaveSettings
 from lloom_lsp.engine import Weave, WeaveResult, weave
@@ -233,3 +233,18 @@ async def test_tree_holds_every_taken_alternative() -> None:
     assert len(result.tree.leaves()) == 4
     as_json = result.tree.to_dict()
     assert as_json["root"]["children"][0]["prob"] == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize("strategy", ["token", "chain"])
+async def test_batching_sends_several_beams_per_request_with_the_same_result(
+    strategy: str,
+) -> None:
+    plain = _random_table(3)
+    batching = BatchingSource(plain.vocab, plain.table, max_batch=4)
+    s = settings(strategy=strategy, max_suggestions=1000, max_depth=6, cutoff=0.1)
+    one = await weave(plain, "A", s)
+    many = await weave(batching, "A", s)
+    assert [(b.text, b.score) for b in many.beams] == [(b.text, b.score) for b in one.beams]
+    assert max(batching.batches) > 1
+    assert max(batching.batches) <= 4
+    assert many.stats.requests == len(batching.batches) < one.stats.requests
