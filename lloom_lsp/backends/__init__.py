@@ -11,6 +11,7 @@ import httpx
 
 from ..config import BackendSettings
 from .base import Backend, BackendInfo
+from .detect import DetectingBackend, backend_for
 from .errors import (
     BackendAuthError,
     BackendError,
@@ -19,6 +20,11 @@ from .errors import (
     BackendUnavailable,
 )
 from .llamacpp import LlamaCppBackend
+from .managed import ManagedBackend
+from .ollama import OllamaBackend
+from .openai import OpenAIBackend
+from .openai_chat import OpenAIChatBackend
+from .streaming import stream_steps
 
 __all__ = [
     "Backend",
@@ -28,9 +34,15 @@ __all__ = [
     "BackendInfo",
     "BackendProtocolError",
     "BackendUnavailable",
+    "DetectingBackend",
     "LlamaCppBackend",
+    "ManagedBackend",
+    "OllamaBackend",
+    "OpenAIBackend",
+    "OpenAIChatBackend",
     "api_key",
     "create_backend",
+    "stream_steps",
 ]
 
 
@@ -42,12 +54,16 @@ def api_key(settings: BackendSettings) -> str | None:
 def create_backend(
     settings: BackendSettings, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> Backend:
-    """The backend the settings ask for."""
-    if settings.type in ("auto", "llamacpp"):
-        return LlamaCppBackend(
-            settings.url,
-            timeout=settings.timeout_seconds,
-            concurrency=settings.concurrency,
-            transport=transport,
-        )
-    raise BackendError(settings.url, f"backend type {settings.type!r} is not available yet")
+    """The backend the settings ask for.
+
+    ``type`` picks the protocol (``auto`` probes the server on first use).  With
+    ``modelPath`` set, the backend starts its own llama-server when nothing answers at
+    ``url``.
+    """
+    if settings.model_path:
+
+        def build(settings: BackendSettings, protocol: str, url: str) -> Backend:
+            return backend_for(settings, protocol, url=url, transport=transport)
+
+        return ManagedBackend(settings, build, transport=transport)
+    return backend_for(settings, settings.type, transport=transport)

@@ -1,0 +1,177 @@
+"""Per-token streaming: SSE and NDJSON framing, and Steps released as they arrive.
+
+Every streaming backend turns its wire chunks into :data:`Chunk` pairs (the steps a chunk
+carried, and whether the stream finished and how); :func:`release_steps` turns those into
+Steps.  :func:`stream_steps` is the one entry point for callers: it streams where the
+backend can and falls back to one plain request where it cannot.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any, Protocol
+
+from ..engine.source import Continuation, Prompt, Step
+from .base import as_end, end_continuation
+from .errors import BackendProtocolError
+from .http import HttpTransport
+from .llamacpp import LlamaCppBackend, parse_step
+
+__all__ = [
+    "Chunk",
+    "StepStreamer",
+    "collect",
+    "ndjson_objects",
+    "release_steps",
+    "sse_data",
+    "stream_llamacpp",
+    "stream_steps",
+]
+
+#: What one wire chunk carried: its steps, and ``None`` while the stream goes on, else
+#: ``True`` when it ended at end of sequence and ``False`` when it stopped for another reason.
+Chunk = tuple[Iterable[Step], "bool | None"]
+
+
+class StepStreamer(Protocol):
+    def stream_steps(self, prompt: Prompt, max_tokens: int, top_n: int) -> AsyncIterator[Step]: ...
+
+
+async def sse_data(lines: AsyncIterator[str], url: str) -> AsyncIterator[Any]:
+    """The JSON payload of each SSE ``data:`` event, up to ``data: [DONE]`` if there is one.
+
+    llama-server reports a failure mid-stream as an ``error:`` line instead of a status code.
+    """
+    seen = False
+    async for line in lines:
+        if line.startswith("error:"):
+            raise BackendProtocolError(url, f"the server failed mid-stream: {line[6:].strip()}")
+        if not line.startswith("data:"):
+            continue  # blank separators, comments, event names
+        payload = line[5:].strip()
+        if payload == "[DONE]":
+            return
+        if payload:
+            seen = True
+            yield json.loads(payload)
+    if not seen:
+        # e.g. a server that ignores `stream` and answers with one JSON document
+        raise BackendProtocolError(url, "expected server-sent events, got none")
+
+
+async def ndjson_objects(lines: AsyncIterator[str], url: str) -> AsyncIterator[Mapping[str, Any]]:
+    """One JSON object per line (Ollama); an ``{"error": ...}`` line is a failure."""
+    async for line in lines:
+        if not line.strip():
+            continue
+        obj = json.loads(line)
+        if not isinstance(obj, Mapping):
+            raise BackendProtocolError(url, "expected one JSON object per line")
+        if obj.get("error"):
+            raise BackendProtocolError(url, f"the server failed mid-stream: {obj['error']}")
+        yield obj
+
+
+async def release_steps(chunks: AsyncIterator[Chunk], url: str) -> AsyncIterator[Step]:
+    """Each step as soon as it is known, the end-of-sequence token marked as such.
+
+    A step with an empty token might be the end-of-sequence token (llama-server reports it
+    so), which only the finish reason of a later chunk tells; only such a step waits.
+    """
+    held: Step | None = None
+    done = False
+    async for steps, finished in chunks:
+        for step in steps:
+            if held is not None:
+                yield held
+                held = None
+            if step.chosen.data:
+                yield step
+            else:
+                held = step
+        if finished is not None:
+            done = True
+            if held is not None:
+                yield Step(as_end(held.chosen), held.top) if finished else held
+                held = None
+    if held is not None:
+        yield held
+    if not done:
+        raise _cut_short(url)
+
+
+async def collect(chunks: AsyncIterator[Chunk], url: str) -> Continuation:
+    """Every chunk gathered into one Continuation (for servers that only stream)."""
+    steps: list[Step] = []
+    ended: bool | None = None
+    async for chunk_steps, finished in chunks:
+        steps.extend(chunk_steps)
+        if finished is not None:
+            ended = finished
+    if ended is None:
+        raise _cut_short(url)
+    return end_continuation(steps, ended)
+
+
+def _cut_short(url: str) -> BackendProtocolError:
+    return BackendProtocolError(url, "the answer ended before the server said it was done")
+
+
+async def _llamacpp_chunks(lines: AsyncIterator[str], url: str) -> AsyncIterator[Chunk]:
+    async for event in sse_data(lines, url):
+        if not isinstance(event, Mapping):
+            raise BackendProtocolError(url, "expected a JSON object per event")
+        entries = event.get("completion_probabilities") or ()
+        if not entries and not event.get("stop"):
+            # A token without probabilities: the server ignored n_probs.
+            raise BackendProtocolError(url, "the stream carries no token probabilities")
+        try:
+            steps = [parse_step(entry) for entry in entries]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BackendProtocolError(
+                url, f"unexpected token probability entry ({exc!r})"
+            ) from exc
+        finished = None
+        if event.get("stop"):
+            finished = event.get("stop_type") == "eos" or bool(event.get("stopped_eos"))
+        yield steps, finished
+
+
+async def stream_llamacpp(
+    http: HttpTransport, prompt: Prompt, max_tokens: int, top_n: int
+) -> AsyncIterator[Step]:
+    """llama-server's native ``/completion`` as SSE, continuing by token ids."""
+    body = {
+        "prompt": [prompt.text, *prompt.token_ids] if prompt.token_ids else prompt.text,
+        "n_predict": max_tokens,
+        "n_probs": top_n,
+        "temperature": 0,
+        "cache_prompt": True,
+        "stream": True,
+    }
+    async with http.post_lines("/completion", body) as lines:
+        url = http.url("/completion")
+        async for step in release_steps(_llamacpp_chunks(lines, url), url):
+            yield step
+
+
+async def stream_steps(
+    backend: object, prompt: Prompt, max_tokens: int, top_n: int
+) -> AsyncIterator[Step]:
+    """Steps as the server generates them, from any backend.
+
+    Backends with their own ``stream_steps`` use it; llama.cpp's native backend streams
+    through :func:`stream_llamacpp`; any other TokenSource answers in one piece.
+    """
+    own = getattr(backend, "stream_steps", None)
+    if own is not None:
+        async for step in own(prompt, max_tokens, top_n):
+            yield step
+    elif isinstance(backend, LlamaCppBackend):
+        async for step in stream_llamacpp(backend.http, prompt, max_tokens, top_n):
+            yield step
+    else:
+        continuation = await backend.continue_prompt(prompt, max_tokens, top_n)  # type: ignore[attr-defined]
+        for step in continuation.steps:
+            yield step
