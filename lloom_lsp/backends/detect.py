@@ -17,7 +17,7 @@ import asyncio
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +25,7 @@ import attrs
 import httpx
 
 from ..config import BackendSettings
+from ..engine.batching import BatchTokenSource
 from ..engine.source import Continuation, Prompt, Step
 from .base import OPENAI_HOST, Backend, BackendInfo, api_base, auth_message, server_name
 from .errors import (
@@ -196,6 +197,19 @@ class DetectingBackend:
 
     async def continue_prompt(self, prompt: Prompt, max_tokens: int, top_n: int) -> Continuation:
         return await (await self.resolve()).continue_prompt(prompt, max_tokens, top_n)
+
+    @property
+    def max_batch(self) -> int:
+        return int(getattr(self._delegate, "max_batch", 1))
+
+    async def continue_prompts(
+        self, prompts: Sequence[Prompt], max_tokens: int, top_n: int
+    ) -> list[Continuation]:
+        """Batched where the detected server takes a list of prompts, else one by one."""
+        delegate = await self.resolve()
+        if isinstance(delegate, BatchTokenSource):
+            return await delegate.continue_prompts(prompts, max_tokens, top_n)
+        return [await delegate.continue_prompt(p, max_tokens, top_n) for p in prompts]
 
     async def stream_steps(
         self, prompt: Prompt, max_tokens: int, top_n: int

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -233,6 +233,10 @@ class OpenAIStyleBackend:
         await self.http.aclose()
 
 
+BATCH_SIZE = 8
+_BATCHING_OWNERS = {"vllm", "tabbyapi", "openai", "system", "openai-internal"}
+
+
 class OpenAIBackend(OpenAIStyleBackend):
     """``/v1/completions`` with ``logprobs`` N (vLLM, llama-server, TabbyAPI, OpenAI legacy)."""
 
@@ -284,6 +288,36 @@ class OpenAIBackend(OpenAIStyleBackend):
         body_for = await self._body_for(prompt, max_tokens, stream=False)
         answer = await self._post(self.path, body_for, top_n)
         return parse_completions(answer, self.http.url(self.path))
+
+    @property
+    def max_batch(self) -> int:
+        """Prompts per request: vLLM, TabbyAPI and OpenAI take a list of prompts (the
+        engine then sends several beams at once); others, and llama-server (which
+        continues by token ids instead), get one."""
+        return BATCH_SIZE if self.owned_by.lower() in _BATCHING_OWNERS else 1
+
+    async def continue_prompts(
+        self, prompts: Sequence[Prompt], max_tokens: int, top_n: int
+    ) -> list[Continuation]:
+        """Several beams in one request, where the server takes a list of prompts."""
+        await self.model_name()  # learns owned_by, hence max_batch
+        if len(prompts) == 1 or self.max_batch == 1:
+            return [await self.continue_prompt(p, max_tokens, top_n) for p in prompts]
+        first = await self._body_for(prompts[0], max_tokens, stream=False)
+        texts = [p.as_text() for p in prompts]
+
+        def body(n: int) -> dict[str, Any]:
+            return {**first(n), "prompt": texts}
+
+        answer = await self._post(self.path, body, top_n)
+        url = self.http.url(self.path)
+        choices = answer.get("choices") if isinstance(answer, Mapping) else None
+        if not isinstance(choices, list) or len(choices) != len(prompts):
+            raise BackendProtocolError(
+                url, f"expected {len(prompts)} choices for {len(prompts)} prompts"
+            )
+        ordered = sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c, Mapping) else 0)
+        return [parse_completions({"choices": [choice]}, url) for choice in ordered]
 
     async def stream_steps(
         self, prompt: Prompt, max_tokens: int, top_n: int

@@ -110,7 +110,7 @@ class Weave:
         self._on_beam: Callable[[Beam], None] | None = None
         self._emitted: set[str] = set()
         self._batcher: Batcher | None = None
-        if isinstance(source, BatchTokenSource) and source.max_batch > 1:
+        if isinstance(source, BatchTokenSource):
             self._batcher = Batcher(source, self.settings.top_n, self._sem)
 
     # -- public -------------------------------------------------------------------
