@@ -202,28 +202,8 @@ class LlamaServerProcess:
     # -- lifecycle, sync (for session fixtures, scripts) ------------------------------------
 
     def start_sync(self, timeout: float = 60) -> None:
-        """Blocking twin of :meth:`start`."""
-        if self.alive:
-            return
-        if not self.model_path.is_file():
-            raise LlamaServerError(f"model file not found: {self.model_path}")
-        proc = self._spawn()
-        deadline = time.monotonic() + timeout
-        try:
-            with httpx.Client(timeout=2.0) as client:
-                while True:
-                    self._raise_if_exited(proc)
-                    try:
-                        response = client.get(f"{self.url}/health")
-                    except httpx.TransportError:
-                        response = None
-                    if self._is_ready(proc, response):
-                        return
-                    self._raise_if_late(deadline, timeout)
-                    time.sleep(_POLL_INTERVAL)
-        except BaseException:
-            self._finish()
-            raise
+        """Blocking twin of :meth:`start`, for callers outside an event loop."""
+        asyncio.run(self.start(timeout))
 
     def stop_sync(self, timeout: float = 10) -> None:
         """Blocking twin of :meth:`stop`."""
