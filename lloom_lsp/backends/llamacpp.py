@@ -87,7 +87,8 @@ def parse_completion(answer: Any, url: str) -> Continuation:
     except (KeyError, TypeError, ValueError) as exc:
         raise BackendProtocolError(url, f"unexpected token probability entry ({exc!r})") from exc
     ended = answer.get("stop_type") == "eos" or bool(answer.get("stopped_eos"))
-    if steps and not entries[-1].get("bytes") and not entries[-1].get("token") and ended:
+    last = entries[-1] if entries else {}
+    if ended and not (last.get("bytes") or last.get("token") or last.get("content")):
         # llama-server reports the end-of-sequence token as an empty token
         last = steps[-1]
         steps = (*steps[:-1], Step(_as_end(last.chosen), last.top))
