@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -202,8 +203,11 @@ class LlamaServerProcess:
     # -- lifecycle, sync (for session fixtures, scripts) ------------------------------------
 
     def start_sync(self, timeout: float = 60) -> None:
-        """Blocking twin of :meth:`start`, for callers outside an event loop."""
-        asyncio.run(self.start(timeout))
+        """Blocking twin of :meth:`start`.  It runs :meth:`start` on a loop of its own in a
+        worker thread, so it works whether or not the caller is inside an event loop
+        (pytest may set up a session fixture from an async test)."""
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, self.start(timeout)).result()
 
     def stop_sync(self, timeout: float = 10) -> None:
         """Blocking twin of :meth:`stop`."""

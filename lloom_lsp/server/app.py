@@ -3,13 +3,16 @@ places where pygls needed correcting (invalid params, error reporting) and loggi
 
 from __future__ import annotations
 
+import contextvars
 import logging
+from collections.abc import Generator
 from typing import Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
 from pygls.workspace import TextDocument
 
 from .. import __version__
@@ -22,11 +25,28 @@ __all__ = ["LloomProtocol", "LloomServer", "LspLogHandler"]
 log = logging.getLogger("lloom_lsp.server")
 
 
-class LloomProtocol(LanguageServerProtocol):
-    """Answers requests whose params cannot be read with -32602, as JSON-RPC requires.
+#: The workDoneToken of the workspace/executeCommand being handled.  pygls hands
+#: command handlers only the unpacked arguments, so the token travels beside them.
+command_progress_token: contextvars.ContextVar[types.ProgressToken | None] = contextvars.ContextVar(
+    "command_progress_token", default=None
+)
 
-    pygls logs the failure and drops the request, so the client would wait forever.
+
+class LloomProtocol(LanguageServerProtocol):
+    """Two corrections to pygls' protocol.
+
+    * Requests whose params cannot be read get -32602, as JSON-RPC requires; pygls
+      logs the failure and drops the request, so the client would wait forever.
+    * A command's workDoneToken reaches its handler (``command_progress_token``).
     """
+
+    @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
+    def lsp_workspace__execute_command(
+        self, params: types.ExecuteCommandParams
+    ) -> Generator[Any, Any, Any]:
+        # The handler's task copies this context when pygls starts it.
+        command_progress_token.set(params.work_done_token)
+        return (yield from super().lsp_workspace__execute_command(params))
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         try:

@@ -46,6 +46,24 @@ async def test_weave_returns_beams_and_tree(client: LanguageClient) -> None:
     assert result["speedLine"].startswith(f"{len(beams)} suggestions in ")
 
 
+async def test_weave_reports_progress_on_the_commands_token(client: LanguageClient) -> None:
+    open_doc(client, TEXT)
+    client.progress_reports["cmd-token"] = []  # the client made this token itself
+    pos = end_of(TEXT)
+    result = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(
+            command="lloom.weave",
+            arguments=[URI, {"line": pos.line, "character": pos.character}],
+            work_done_token="cmd-token",
+        )
+    )
+    reports = client.progress_reports["cmd-token"]
+    assert list(client.progress_reports) == ["cmd-token"]
+    assert isinstance(reports[0], types.WorkDoneProgressBegin)
+    assert isinstance(reports[-1], types.WorkDoneProgressEnd)
+    assert reports[-1].message == result["speedLine"]
+
+
 async def test_accept_applies_on_current_version_and_refuses_stale(
     client: LanguageClient,
 ) -> None:

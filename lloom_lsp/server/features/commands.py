@@ -10,7 +10,7 @@ from typing import Any
 
 from lsprotocol import types
 
-from ..app import LloomServer
+from ..app import LloomServer, command_progress_token
 from ..convert import from_lsp_story
 from ..weaving import speed_line
 
@@ -23,7 +23,8 @@ def register(server: LloomServer) -> None:
             return {"beams": [], "error": f"document not open: {uri}"}
         settings = await ls.settings_for(uri)
         story = from_lsp_story(doc, position, settings.story.max_context_chars)
-        result = await ls.weaver.weave(uri, story, settings)
+        token = command_progress_token.get()
+        result = await ls.weaver.weave(uri, story, settings, progress_token=token)
         if result is None:
             return {"beams": [], "error": "backend failed", "version": doc.version}
         return {**result.to_dict(), "speedLine": speed_line(result), "version": doc.version}
