@@ -58,18 +58,15 @@ class SettingsStore:
         self._pulled: dict[str | None, dict[str, Any]] = {}
         self._valid: dict[str | None, Settings] = {}
         self._reported: set[str] = set()
-        self.generation = 0  # bumped on every change, so caches know to drop results
 
     def set_init(self, raw: Any) -> None:
         self.init_raw = lloom_section(raw) or {}
-        self.generation += 1
         self.get(None)  # report a bad value now, not at the first weave
 
     def set_pushed(self, raw: Any) -> bool:
         """A didChangeConfiguration push.  Returns False when it holds no `lloom` section
         (a trigger to pull again)."""
         self._pulled.clear()
-        self.generation += 1
         section = lloom_section(raw)
         if section is None:
             return False

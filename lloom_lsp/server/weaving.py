@@ -16,7 +16,6 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
 
 import attrs
 from lsprotocol import types
@@ -64,7 +63,6 @@ class WeaveService:
         self._cache: OrderedDict[CacheKey, WeaveResult] = OrderedDict()
         self._running: dict[str, _Running] = {}
         self._error_shown: str | None = None
-        self.last_speed_line = ""
 
     # -- cache --------------------------------------------------------------------
 
@@ -174,8 +172,7 @@ class WeaveService:
                 return None
             progress.end_message = speed_line(result)
         self._error_shown = None
-        self.last_speed_line = speed_line(result)
-        log.info("%s (%d requests)", self.last_speed_line, result.stats.requests)
+        log.info("%s (%d requests)", speed_line(result), result.stats.requests)
         self._cache[key] = result
         while len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)
@@ -197,6 +194,3 @@ class WeaveService:
             self.server.window_show_message(
                 types.ShowMessageParams(type=types.MessageType.Error, message=message)
             )
-
-    def status(self) -> dict[str, Any]:
-        return {"lastSpeedLine": self.last_speed_line, "backendError": self._error_shown}
