@@ -18,7 +18,7 @@ from .base import BackendInfo, clamp_prob, prob_from_logprob
 from .errors import BackendError, BackendProtocolError
 from .http import HttpTransport
 
-__all__ = ["LlamaCppBackend", "parse_completion", "parse_step"]
+__all__ = ["LlamaCppBackend", "completion_body", "parse_completion", "parse_step"]
 
 _BYTE_TOKEN = re.compile(r"^byte: \\x([0-9a-fA-F]{2})$")
 
@@ -42,14 +42,7 @@ class LlamaCppBackend:
         self.url = self.http.base_url
 
     async def continue_prompt(self, prompt: Prompt, max_tokens: int, top_n: int) -> Continuation:
-        body = {
-            "prompt": [prompt.text, *prompt.token_ids] if prompt.token_ids else prompt.text,
-            "n_predict": max_tokens,
-            "n_probs": top_n,
-            "temperature": 0,
-            "cache_prompt": True,
-            "stream": False,
-        }
+        body = completion_body(prompt, max_tokens, top_n, stream=False)
         answer = await self.http.post_json("/completion", body)
         return parse_completion(answer, self.http.url("/completion"))
 
@@ -65,6 +58,18 @@ class LlamaCppBackend:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+
+def completion_body(prompt: Prompt, max_tokens: int, top_n: int, *, stream: bool) -> dict[str, Any]:
+    """A greedy ``/completion`` request that continues the beam by its token ids."""
+    return {
+        "prompt": [prompt.text, *prompt.token_ids] if prompt.token_ids else prompt.text,
+        "n_predict": max_tokens,
+        "n_probs": top_n,
+        "temperature": 0,
+        "cache_prompt": True,
+        "stream": stream,
+    }
 
 
 def parse_completion(answer: Any, url: str) -> Continuation:

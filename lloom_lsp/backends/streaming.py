@@ -16,7 +16,7 @@ from ..engine.source import Continuation, Prompt, Step
 from .base import as_end, end_continuation
 from .errors import BackendProtocolError
 from .http import HttpTransport
-from .llamacpp import LlamaCppBackend, parse_step
+from .llamacpp import LlamaCppBackend, completion_body, parse_step
 
 __all__ = [
     "Chunk",
@@ -142,14 +142,7 @@ async def stream_llamacpp(
     http: HttpTransport, prompt: Prompt, max_tokens: int, top_n: int
 ) -> AsyncIterator[Step]:
     """llama-server's native ``/completion`` as SSE, continuing by token ids."""
-    body = {
-        "prompt": [prompt.text, *prompt.token_ids] if prompt.token_ids else prompt.text,
-        "n_predict": max_tokens,
-        "n_probs": top_n,
-        "temperature": 0,
-        "cache_prompt": True,
-        "stream": True,
-    }
+    body = completion_body(prompt, max_tokens, top_n, stream=True)
     async with http.post_lines("/completion", body) as lines:
         url = http.url("/completion")
         async for step in release_steps(_llamacpp_chunks(lines, url), url):
