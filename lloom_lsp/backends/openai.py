@@ -185,6 +185,16 @@ class OpenAIStyleBackend:
             )
         return allowed
 
+    async def _greedy_body(
+        self, fields: dict[str, Any], max_tokens: int, stream: bool
+    ) -> dict[str, Any]:
+        """``fields`` plus what every greedy request here carries (and the model, if any)."""
+        body = {**fields, "max_tokens": max_tokens, "temperature": 0, "stream": stream}
+        model = await self.model_name()
+        if model:
+            body["model"] = model
+        return body
+
     def _cap(self, top_n: int) -> int:
         return max(1, min(top_n, self.max_logprobs))
 
@@ -266,23 +276,10 @@ class OpenAIBackend(OpenAIStyleBackend):
     async def _body_for(
         self, prompt: Prompt, max_tokens: int, stream: bool
     ) -> Callable[[int], dict[str, Any]]:
-        model = await self.model_name()
         by_ids = await self.continues_by_ids() and bool(prompt.token_ids)
         value: Any = [prompt.text, *prompt.token_ids] if by_ids else prompt.as_text()
-
-        def body(n: int) -> dict[str, Any]:
-            out: dict[str, Any] = {
-                "prompt": value,
-                "max_tokens": max_tokens,
-                "logprobs": n,
-                "temperature": 0,
-                "stream": stream,
-            }
-            if model:
-                out["model"] = model
-            return out
-
-        return body
+        fixed = await self._greedy_body({"prompt": value}, max_tokens, stream)
+        return lambda n: {**fixed, "logprobs": n}
 
     async def continue_prompt(self, prompt: Prompt, max_tokens: int, top_n: int) -> Continuation:
         body_for = await self._body_for(prompt, max_tokens, stream=False)

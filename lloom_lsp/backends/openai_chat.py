@@ -48,23 +48,9 @@ class OpenAIChatBackend(OpenAIStyleBackend):
     async def _body_for(
         self, prompt: Prompt, max_tokens: int, stream: bool
     ) -> Callable[[int], dict[str, Any]]:
-        model = await self.model_name()
-        messages = chat_messages(prompt, self.instruction)
-
-        def body(n: int) -> dict[str, Any]:
-            out: dict[str, Any] = {
-                "messages": messages,
-                "max_tokens": max_tokens,
-                "logprobs": True,
-                "top_logprobs": n,
-                "temperature": 0,
-                "stream": stream,
-            }
-            if model:
-                out["model"] = model
-            return out
-
-        return body
+        fields = {"messages": chat_messages(prompt, self.instruction), "logprobs": True}
+        fixed = await self._greedy_body(fields, max_tokens, stream)
+        return lambda n: {**fixed, "top_logprobs": n}
 
     async def continue_prompt(self, prompt: Prompt, max_tokens: int, top_n: int) -> Continuation:
         body_for = await self._body_for(prompt, max_tokens, stream=False)
