@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -15,6 +15,7 @@ from ..engine.source import Candidate, Continuation, Prompt, Step
 from .errors import BackendProtocolError
 
 __all__ = [
+    "parse_steps",
     "DEFAULT_MAX_LOGPROBS",
     "OPENAI_HOST",
     "OPENAI_LEGACY_MAX_LOGPROBS",
@@ -215,3 +216,11 @@ def no_probabilities(url: str) -> BackendProtocolError:
         "cannot weave; use a server that returns them (llama-server, vLLM, Ollama >= 0.12.11, "
         "TabbyAPI, llama-cpp-python, OpenAI)",
     )
+
+
+def parse_steps(entries: Iterable[Any], parse: Callable[[Any], Step], url: str) -> list[Step]:
+    """Per-token entries as Steps; a malformed entry is a BackendProtocolError naming the URL."""
+    try:
+        return [parse(entry) for entry in entries]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BackendProtocolError(url, f"unexpected token probability entry ({exc!r})") from exc

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from ..engine.source import Candidate, Continuation, Prompt, Step, sort_candidates
-from .base import BackendInfo, clamp_prob, prob_from_logprob
+from .base import BackendInfo, clamp_prob, parse_steps, prob_from_logprob
 from .errors import BackendError, BackendProtocolError
 from .http import HttpTransport
 
@@ -87,10 +87,7 @@ def parse_completion(answer: Any, url: str) -> Continuation:
             "the answer has no completion_probabilities: this server returns no token "
             "probabilities (n_probs ignored?)",
         )
-    try:
-        steps = tuple(parse_step(entry) for entry in entries)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BackendProtocolError(url, f"unexpected token probability entry ({exc!r})") from exc
+    steps = tuple(parse_steps(entries, parse_step, url))
     ended = answer.get("stop_type") == "eos" or bool(answer.get("stopped_eos"))
     last = entries[-1] if entries else {}
     if ended and not (last.get("bytes") or last.get("token") or last.get("content")):

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from ..engine.source import Continuation, Prompt, Step
-from .base import DEFAULT_MAX_LOGPROBS, BackendInfo, no_probabilities
+from .base import DEFAULT_MAX_LOGPROBS, BackendInfo, no_probabilities, parse_steps
 from .errors import BackendError, BackendProtocolError
 from .openai import OpenAIStyleBackend, parse_entry
 from .streaming import Chunk, collect, ndjson_objects, release_steps
@@ -111,10 +111,5 @@ async def _ndjson_chunks(lines: AsyncIterator[str], url: str) -> AsyncIterator[C
         done = bool(obj.get("done"))
         if not entries and obj.get("response") and not done:
             raise no_probabilities(url)  # an Ollama that ignores `logprobs`
-        try:
-            steps = [parse_entry(entry) for entry in entries]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BackendProtocolError(
-                url, f"unexpected token probability entry ({exc!r})"
-            ) from exc
+        steps = parse_steps(entries, parse_entry, url)
         yield steps, (obj.get("done_reason") == "stop" if done else None)

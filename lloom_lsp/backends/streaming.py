@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Protocol
 
 from ..engine.source import Continuation, Prompt, Step
-from .base import as_end, end_continuation
+from .base import as_end, end_continuation, parse_steps
 from .errors import BackendProtocolError
 from .http import HttpTransport
 from .llamacpp import LlamaCppBackend, completion_body, parse_step
@@ -126,12 +126,7 @@ async def _llamacpp_chunks(lines: AsyncIterator[str], url: str) -> AsyncIterator
         if not entries and not event.get("stop"):
             # A token without probabilities: the server ignored n_probs.
             raise BackendProtocolError(url, "the stream carries no token probabilities")
-        try:
-            steps = [parse_step(entry) for entry in entries]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BackendProtocolError(
-                url, f"unexpected token probability entry ({exc!r})"
-            ) from exc
+        steps = parse_steps(entries, parse_step, url)
         finished = None
         if event.get("stop"):
             finished = event.get("stop_type") == "eos" or bool(event.get("stopped_eos"))
