@@ -128,6 +128,12 @@ class WeaveService:
             if running.task.done() and self._running.get(uri) is running:
                 del self._running[uri]
 
+    def forget(self, uri: str) -> None:
+        """A document closed: stop its weave and drop its results."""
+        self.cancel(uri)
+        for key in [key for key in self._cache if key[0] == uri]:
+            del self._cache[key]
+
     def cancel(self, uri: str | None = None) -> int:
         """Cancel running weaves (of one document, or all).  Returns how many."""
         cancelled = 0

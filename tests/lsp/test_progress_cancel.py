@@ -132,6 +132,22 @@ async def test_settings_change_cancels_a_running_weave_quietly(
     assert [m for m in bare_client.messages if m.type == types.MessageType.Error] == []
 
 
+async def test_closing_the_document_cancels_its_weave(
+    bare_client: LanguageClient, llama_server_url: str
+) -> None:
+    await start(bare_client, lloom_options(llama_server_url, **SLOW))
+    open_doc(bare_client, TEXT)
+    pending = asyncio.ensure_future(
+        bare_client.text_document_completion_async(completion(end_of(TEXT)))
+    )
+    await weaving_started(bare_client)
+    bare_client.text_document_did_close(
+        types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=URI))
+    )
+    with pytest.raises(JsonRpcRequestCancelled):
+        await pending
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,4 +1,4 @@
-"""initialize (initializationOptions), configuration changes, shutdown."""
+"""initialize (initializationOptions), configuration changes, closed documents, shutdown."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ def register(server: LloomServer) -> None:
         log.info("configuration changed (%s)", "pushed" if pushed else "pull again")
         await ls.weaver.reset()
         ls.store.get(None)  # validate now, so a bad value is reported at once
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: LloomServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.weaver.forget(params.text_document.uri)
 
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: LloomServer, params: None) -> None:
