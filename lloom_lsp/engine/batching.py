@@ -56,12 +56,11 @@ class Batcher:
     async def _send(
         self, max_tokens: int, chunk: list[tuple[Prompt, asyncio.Future[Continuation]]]
     ) -> None:
-        live = [(p, f) for p, f in chunk if not f.done()]
-        if not live:
-            return
+        live = chunk
         try:
             async with self.semaphore:
-                live = [(p, f) for p, f in live if not f.done()]
+                # beams whose weave was cancelled while waiting for a slot are not sent
+                live = [(p, f) for p, f in chunk if not f.done()]
                 if not live:
                     return
                 self.requests += 1
