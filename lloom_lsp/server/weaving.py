@@ -72,7 +72,9 @@ class WeaveService:
         return (uri, digest, hash((settings.backend, settings.weave)))
 
     def cached(self, uri: str, story: str, settings: Settings) -> WeaveResult | None:
-        key = self.key(uri, story, settings)
+        return self._hit(self.key(uri, story, settings))
+
+    def _hit(self, key: CacheKey) -> WeaveResult | None:
         hit = self._cache.get(key)
         if hit is not None:
             self._cache.move_to_end(key)
@@ -104,7 +106,7 @@ class WeaveService:
         Returns None when the backend failed (the user has been told).
         """
         key = self.key(uri, story, settings)
-        if (hit := self.cached(uri, story, settings)) is not None:
+        if (hit := self._hit(key)) is not None:
             return hit
         running = self._running.get(uri)
         if running is None or running.key != key or running.task.done():
