@@ -24,6 +24,7 @@ from .managed import ManagedBackend
 from .ollama import OllamaBackend
 from .openai import OpenAIBackend
 from .openai_chat import OpenAIChatBackend
+from .process import context_args
 from .streaming import stream_steps
 
 __all__ = [
@@ -52,18 +53,23 @@ def api_key(settings: BackendSettings) -> str | None:
 
 
 def create_backend(
-    settings: BackendSettings, *, transport: httpx.AsyncBaseTransport | None = None
+    settings: BackendSettings,
+    *,
+    context_chars: int = 16000,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> Backend:
     """The backend the settings ask for.
 
     ``type`` picks the protocol (``auto`` probes the server on first use).  With
     ``modelPath`` set, the backend starts its own llama-server when nothing answers at
-    ``url``.
+    ``url``; it gets one slot per request in flight (``concurrency``), each big enough for
+    a story of ``context_chars`` characters (``lloom.story.maxContextChars``).
     """
     if settings.model_path:
 
         def build(settings: BackendSettings, protocol: str, url: str) -> Backend:
             return backend_for(settings, protocol, url=url, transport=transport)
 
-        return ManagedBackend(settings, build, transport=transport)
+        sizing = context_args(context_chars, slots=settings.concurrency)
+        return ManagedBackend(settings, build, transport=transport, extra_args=sizing)
     return backend_for(settings, settings.type, transport=transport)

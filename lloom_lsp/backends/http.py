@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
+from httpx_sse import EventSource, ServerSentEvent, SSEError
 
 from .errors import (
     BackendAuthError,
@@ -99,6 +100,26 @@ class HttpTransport:
                     await response.aread()
                     response.raise_for_status()
                 yield response.aiter_lines()
+
+    @asynccontextmanager
+    async def post_sse(
+        self, path: str, body: Mapping[str, Any]
+    ) -> AsyncIterator[AsyncIterator[ServerSentEvent]]:
+        """Stream the answer's server-sent events (parsed by httpx-sse), errors translated.
+
+        Leaving the block closes the connection, which is how a streamed generation is
+        stopped early: llama-server, vLLM and Ollama all cancel a request whose client left.
+        """
+        url = self.url(path)
+        with translate_errors(url):
+            async with self.client.stream("POST", url, json=body) as response:
+                if response.is_error:
+                    await response.aread()
+                    response.raise_for_status()
+                try:
+                    yield EventSource(response).aiter_sse()
+                except SSEError as exc:
+                    raise BackendProtocolError(url, f"expected server-sent events ({exc})") from exc
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -1,24 +1,41 @@
 """llama.cpp ``llama-server``: the native ``/completion`` endpoint.
 
-One request returns a greedy chain with the top-N alternatives at every position.
-Beams continue by token ids (a mixed prompt ``["story", 12, 34]``), so the model
-continues its own tokens instead of a re-tokenisation of their text.
+One request returns a greedy chain with the top-N alternatives at every position, streamed
+as server-sent events so the engine can branch before the chain ends and close it early.
+Beams continue by token ids (a mixed prompt ``["story", 12, 34]``), so the model continues
+its own tokens instead of a re-tokenisation of their text.  Every request is pinned to a
+slot that holds its story (:mod:`.slots`), and ``timings.prompt_n`` from each answer is
+added to the weave's :class:`~lloom_lsp.engine.source.Usage`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 import httpx
 
-from ..engine.source import Candidate, Continuation, Prompt, Step, sort_candidates
-from .base import BackendInfo, clamp_prob, parse_steps, prob_from_logprob
+from ..engine.source import (
+    Candidate,
+    Continuation,
+    Prompt,
+    Step,
+    current_usage,
+    sort_candidates,
+)
+from .base import BackendInfo, as_end, clamp_prob, parse_steps, prob_from_logprob
 from .errors import BackendError, BackendProtocolError
 from .http import HttpTransport
+from .slots import SlotPool
+from .streaming import Chunk, release_steps, sse_data
 
 __all__ = ["LlamaCppBackend", "completion_body", "parse_completion", "parse_step"]
+
+log = logging.getLogger("lloom_lsp.backends")
 
 _BYTE_TOKEN = re.compile(r"^byte: \\x([0-9a-fA-F]{2})$")
 
@@ -35,16 +52,85 @@ class LlamaCppBackend:
         timeout: float = 60.0,
         concurrency: int = 4,
         transport: httpx.AsyncBaseTransport | None = None,
+        pin_slots: bool = True,
     ) -> None:
         self.http = HttpTransport(
             url, timeout=timeout, concurrency=concurrency, transport=transport
         )
         self.url = self.http.base_url
+        self.concurrency = max(1, concurrency)
+        self._pin_slots = pin_slots
+        self._pool: SlotPool | None = None
+        self._pool_known = False
+        self._pool_lock = asyncio.Lock()
+
+    # -- slots --------------------------------------------------------------------------
+
+    async def slots(self) -> SlotPool | None:
+        """The slot pool, sized from ``/props`` on first use (None: do not pin)."""
+        if self._pool_known or not self._pin_slots:
+            return self._pool
+        async with self._pool_lock:
+            if not self._pool_known:
+                try:
+                    props = await self.http.get_json("/props")
+                    total = int(props.get("total_slots") or 0)
+                except (BackendError, TypeError, ValueError, AttributeError) as exc:
+                    log.info("%s: no slot count from /props (%s); not pinning slots", self.url, exc)
+                    total = 0
+                if total > 0:
+                    self._pool = SlotPool(min(total, self.concurrency))
+                self._pool_known = True
+        return self._pool
+
+    async def _slot(self, prompt: Prompt) -> AbstractAsyncContextManager[int | None]:
+        pool = await self.slots()
+        if pool is None:
+            return nullcontext(None)
+        return pool.slot(prompt.text, prompt.token_ids)
+
+    async def warm(self, story: str) -> int:
+        """Evaluate ``story`` (a prompt, trailing whitespace already held back) into every
+        slot the pool uses that does not hold it yet, one slot at a time, so the next weave
+        of it starts warm.  Returns how many slots it evaluated.  Cancel it freely: a weave
+        should not wait behind it."""
+        pool = await self.slots()
+        if pool is None:
+            return 0
+        warmed = 0
+        for state in pool.slots:
+            if state.missing(story) <= 0:
+                continue
+            async with pool.slot(story, only=state.id) as slot:
+                body = {"prompt": story, "n_predict": 0, "cache_prompt": True, "id_slot": slot}
+                answer = await self.http.post_json("/completion", body)
+                _count_prompt(answer)
+                warmed += 1
+        return warmed
+
+    # -- requests -----------------------------------------------------------------------
 
     async def continue_prompt(self, prompt: Prompt, max_tokens: int, top_n: int) -> Continuation:
-        body = completion_body(prompt, max_tokens, top_n, stream=False)
-        answer = await self.http.post_json("/completion", body)
+        async with await self._slot(prompt) as slot:
+            body = completion_body(prompt, max_tokens, top_n, stream=False, slot=slot)
+            answer = await self.http.post_json("/completion", body)
+        _count_prompt(answer[0] if isinstance(answer, list) and answer else answer)
         return parse_completion(answer, self.http.url("/completion"))
+
+    async def stream_steps(
+        self, prompt: Prompt, max_tokens: int, top_n: int
+    ) -> AsyncIterator[Step]:
+        """The chain as the server generates it; closing the iterator stops the server."""
+        url = self.http.url("/completion")
+        async with await self._slot(prompt) as slot:
+            body = completion_body(prompt, max_tokens, top_n, stream=True, slot=slot)
+            timings: dict[str, Any] = {}
+            try:
+                async with self.http.post_sse("/completion", body) as events:
+                    async for step in release_steps(_chunks(events, url, timings), url):
+                        yield step
+            finally:
+                _count_prompt({"timings": timings})
 
     async def check(self) -> BackendInfo:
         health = await self.http.get_json("/health")
@@ -60,9 +146,11 @@ class LlamaCppBackend:
         await self.http.aclose()
 
 
-def completion_body(prompt: Prompt, max_tokens: int, top_n: int, *, stream: bool) -> dict[str, Any]:
+def completion_body(
+    prompt: Prompt, max_tokens: int, top_n: int, *, stream: bool, slot: int | None = None
+) -> dict[str, Any]:
     """A greedy ``/completion`` request that continues the beam by its token ids."""
-    return {
+    body: dict[str, Any] = {
         "prompt": [prompt.text, *prompt.token_ids] if prompt.token_ids else prompt.text,
         "n_predict": max_tokens,
         "n_probs": top_n,
@@ -70,6 +158,38 @@ def completion_body(prompt: Prompt, max_tokens: int, top_n: int, *, stream: bool
         "cache_prompt": True,
         "stream": stream,
     }
+    if stream:
+        body["timings_per_token"] = True  # prompt_n in every event, not only the last
+    if slot is not None:
+        body["id_slot"] = slot
+    return body
+
+
+def _count_prompt(answer: Any) -> None:
+    """Add the prompt tokens an answer says it evaluated to the weave's usage."""
+    usage = current_usage.get()
+    timings = answer.get("timings") if isinstance(answer, Mapping) else None
+    if usage is not None and isinstance(timings, Mapping):
+        prompt_n = timings.get("prompt_n")
+        if isinstance(prompt_n, int) and prompt_n > 0:
+            usage.prompt_tokens += prompt_n
+
+
+async def _chunks(events: Any, url: str, timings: dict[str, Any]) -> AsyncIterator[Chunk]:
+    async for event in sse_data(events, url):
+        if not isinstance(event, Mapping):
+            raise BackendProtocolError(url, "expected a JSON object per event")
+        if isinstance(event.get("timings"), Mapping):
+            timings.update(event["timings"])
+        entries = event.get("completion_probabilities") or ()
+        if not entries and not event.get("stop"):
+            # A token without probabilities: the server ignored n_probs.
+            raise BackendProtocolError(url, "the stream carries no token probabilities")
+        steps = parse_steps(entries, parse_step, url)
+        finished = None
+        if event.get("stop"):
+            finished = event.get("stop_type") == "eos" or bool(event.get("stopped_eos"))
+        yield steps, finished
 
 
 def parse_completion(answer: Any, url: str) -> Continuation:
@@ -93,12 +213,8 @@ def parse_completion(answer: Any, url: str) -> Continuation:
     if ended and not (last.get("bytes") or last.get("token") or last.get("content")):
         # llama-server reports the end-of-sequence token as an empty token
         last = steps[-1]
-        steps = (*steps[:-1], Step(_as_end(last.chosen), last.top))
+        steps = (*steps[:-1], Step(as_end(last.chosen), last.top))
     return Continuation(steps, ended)
-
-
-def _as_end(cand: Candidate) -> Candidate:
-    return Candidate(cand.token_id, b"", cand.prob, is_end=True)
 
 
 def parse_step(entry: Mapping[str, Any]) -> Step:

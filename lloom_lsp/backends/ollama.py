@@ -61,7 +61,7 @@ class OllamaBackend(OpenAIStyleBackend):
         body_for = await self._body_for(prompt, max_tokens)
         url = self.http.url(self.path)
         async for chunk in self._stream(
-            self.path, body_for, top_n, lambda lines: _ndjson_chunks(lines, url)
+            self.path, body_for, top_n, lambda lines: _ndjson_chunks(lines, url), framing="ndjson"
         ):
             yield chunk
 

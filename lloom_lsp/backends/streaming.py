@@ -12,11 +12,11 @@ import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Protocol
 
+from httpx_sse import ServerSentEvent
+
 from ..engine.source import Continuation, Prompt, Step
-from .base import as_end, end_continuation, parse_steps
+from .base import as_end, end_continuation
 from .errors import BackendProtocolError
-from .http import HttpTransport
-from .llamacpp import LlamaCppBackend, completion_body, parse_step
 
 __all__ = [
     "Chunk",
@@ -25,7 +25,6 @@ __all__ = [
     "ndjson_objects",
     "release_steps",
     "sse_data",
-    "stream_llamacpp",
     "stream_steps",
 ]
 
@@ -38,23 +37,26 @@ class StepStreamer(Protocol):
     def stream_steps(self, prompt: Prompt, max_tokens: int, top_n: int) -> AsyncIterator[Step]: ...
 
 
-async def sse_data(lines: AsyncIterator[str], url: str) -> AsyncIterator[Any]:
+async def sse_data(events: AsyncIterator[ServerSentEvent], url: str) -> AsyncIterator[Any]:
     """The JSON payload of each SSE ``data:`` event, up to ``data: [DONE]`` if there is one.
 
-    llama-server reports a failure mid-stream as an ``error:`` line instead of a status code.
+    Events come parsed by httpx-sse (multi-line ``data:`` included).  llama-server reports a
+    failure mid-stream as an ``error`` event or a ``data: {"error": ...}`` payload.
     """
     seen = False
-    async for line in lines:
-        if line.startswith("error:"):
-            raise BackendProtocolError(url, f"the server failed mid-stream: {line[6:].strip()}")
-        if not line.startswith("data:"):
-            continue  # blank separators, comments, event names
-        payload = line[5:].strip()
+    async for event in events:
+        if event.event == "error":
+            raise BackendProtocolError(url, f"the server failed mid-stream: {event.data.strip()}")
+        payload = event.data.strip()
         if payload == "[DONE]":
             return
-        if payload:
-            seen = True
-            yield json.loads(payload)
+        if not payload:
+            continue
+        seen = True
+        data = json.loads(payload)
+        if isinstance(data, Mapping) and data.get("error") and len(data) == 1:
+            raise BackendProtocolError(url, f"the server failed mid-stream: {data['error']}")
+        yield data
     if not seen:
         # e.g. a server that ignores `stream` and answers with one JSON document
         raise BackendProtocolError(url, "expected server-sent events, got none")
@@ -118,46 +120,17 @@ def _cut_short(url: str) -> BackendProtocolError:
     return BackendProtocolError(url, "the answer ended before the server said it was done")
 
 
-async def _llamacpp_chunks(lines: AsyncIterator[str], url: str) -> AsyncIterator[Chunk]:
-    async for event in sse_data(lines, url):
-        if not isinstance(event, Mapping):
-            raise BackendProtocolError(url, "expected a JSON object per event")
-        entries = event.get("completion_probabilities") or ()
-        if not entries and not event.get("stop"):
-            # A token without probabilities: the server ignored n_probs.
-            raise BackendProtocolError(url, "the stream carries no token probabilities")
-        steps = parse_steps(entries, parse_step, url)
-        finished = None
-        if event.get("stop"):
-            finished = event.get("stop_type") == "eos" or bool(event.get("stopped_eos"))
-        yield steps, finished
-
-
-async def stream_llamacpp(
-    http: HttpTransport, prompt: Prompt, max_tokens: int, top_n: int
-) -> AsyncIterator[Step]:
-    """llama-server's native ``/completion`` as SSE, continuing by token ids."""
-    body = completion_body(prompt, max_tokens, top_n, stream=True)
-    async with http.post_lines("/completion", body) as lines:
-        url = http.url("/completion")
-        async for step in release_steps(_llamacpp_chunks(lines, url), url):
-            yield step
-
-
 async def stream_steps(
     backend: object, prompt: Prompt, max_tokens: int, top_n: int
 ) -> AsyncIterator[Step]:
     """Steps as the server generates them, from any backend.
 
-    Backends with their own ``stream_steps`` use it; llama.cpp's native backend streams
-    through :func:`stream_llamacpp`; any other TokenSource answers in one piece.
+    Backends with their own ``stream_steps`` use it; any other TokenSource answers in
+    one piece.
     """
     own = getattr(backend, "stream_steps", None)
     if own is not None:
         async for step in own(prompt, max_tokens, top_n):
-            yield step
-    elif isinstance(backend, LlamaCppBackend):
-        async for step in stream_llamacpp(backend.http, prompt, max_tokens, top_n):
             yield step
     else:
         continuation = await backend.continue_prompt(prompt, max_tokens, top_n)  # type: ignore[attr-defined]

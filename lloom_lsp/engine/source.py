@@ -7,12 +7,23 @@ imports a backend.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextvars import ContextVar
 from typing import Protocol, runtime_checkable
 
 import attrs
 
-__all__ = ["Candidate", "Continuation", "Prompt", "Step", "TokenSource", "sort_candidates"]
+__all__ = [
+    "Candidate",
+    "Continuation",
+    "Prompt",
+    "Step",
+    "StreamingTokenSource",
+    "TokenSource",
+    "Usage",
+    "current_usage",
+    "sort_candidates",
+]
 
 
 @attrs.frozen
@@ -67,6 +78,37 @@ class TokenSource(Protocol):
     async def continue_prompt(
         self, prompt: Prompt, max_tokens: int, top_n: int
     ) -> Continuation: ...
+
+
+@runtime_checkable
+class StreamingTokenSource(TokenSource, Protocol):
+    """A TokenSource that can also hand over each Step as the server generates it.
+
+    The engine closes the iterator as soon as it has what it needs; a backend must then
+    stop the server's generation (closing the stream does that on every server here).
+    A chain that ends at end of sequence ends with a Step whose chosen token ``is_end``.
+    """
+
+    def stream_steps(self, prompt: Prompt, max_tokens: int, top_n: int) -> AsyncIterator[Step]: ...
+
+
+@attrs.define
+class Usage:
+    """What the model did for one weave, as the backend reports it.
+
+    ``prompt_tokens`` counts prompt tokens the server evaluated (not those it found in its
+    cache); ``decoded_tokens`` counts tokens it generated, taken or not.  Backends that cannot
+    tell leave a count at zero.
+    """
+
+    prompt_tokens: int = 0
+    decoded_tokens: int = 0
+
+
+#: The Usage of the weave a request belongs to.  The engine sets it for each weave; a backend
+#: adds to it (``current_usage.get()``).  A context variable keeps the TokenSource interface
+#: to the one call while every task a weave spawns still reports to that weave.
+current_usage: ContextVar[Usage | None] = ContextVar("lloom_usage", default=None)
 
 
 def sort_candidates(cands: Sequence[Candidate]) -> tuple[Candidate, ...]:

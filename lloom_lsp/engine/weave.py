@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import Any
 
 import attrs
@@ -25,29 +25,57 @@ import attrs
 from ..config import WeaveSettings
 from .batching import Batcher, BatchTokenSource
 from .beam import Beam, find_stop, make_beam, rank_beams, split_story
-from .source import Candidate, Continuation, Prompt, Step, TokenSource
+from .source import (
+    Candidate,
+    Continuation,
+    Prompt,
+    Step,
+    StreamingTokenSource,
+    TokenSource,
+    Usage,
+    current_usage,
+)
 from .tree import ThreadTree, TreeNode
 
-__all__ = ["Weave", "WeaveResult", "WeaveStats", "weave"]
+__all__ = ["Frontier", "Weave", "WeaveResult", "WeaveStats", "weave"]
 
 
 @attrs.define
 class WeaveStats:
-    """What the weave cost."""
+    """What the weave cost.
+
+    On a real model the costs are prompt tokens evaluated and tokens decoded; requests are
+    cheap.  ``tree_tokens`` counts the tokens the weave kept (the tree's nodes), so
+    ``tokens_per_second`` is not inflated by tokens decoded and thrown away.
+    """
 
     requests: int = 0
-    tokens: int = 0  # tokens the backend generated or evaluated as chain steps
+    decoded_tokens: int = 0  # tokens the backend generated, kept or not
+    tree_tokens: int = 0  # tokens in the final tree
+    prompt_tokens: int = 0  # prompt tokens the backend evaluated (0 where it cannot tell)
     elapsed: float = 0.0
+    first_beam: float | None = None  # seconds to the first finished beam
 
     @property
     def tokens_per_second(self) -> float:
-        return self.tokens / self.elapsed if self.elapsed > 0 else 0.0
+        return self.tree_tokens / self.elapsed if self.elapsed > 0 else 0.0
 
     def speed_line(self, suggestions: int) -> str:
         return (
             f"{suggestions} suggestions in {self.elapsed:.2f} s @ "
             f"{self.tokens_per_second:.1f} tokens/s, {self.requests} requests"
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "tokens": self.tree_tokens,
+            "decodedTokens": self.decoded_tokens,
+            "promptTokens": self.prompt_tokens,
+            "elapsed": self.elapsed,
+            "firstBeam": self.first_beam,
+            "tokensPerSecond": self.tokens_per_second,
+        }
 
 
 @attrs.frozen
@@ -64,12 +92,7 @@ class WeaveResult:
         return {
             "beams": [b.to_dict() for b in self.beams],
             "tree": self.tree.to_dict(),
-            "stats": {
-                "requests": self.stats.requests,
-                "tokens": self.stats.tokens,
-                "elapsed": self.stats.elapsed,
-                "tokensPerSecond": self.stats.tokens_per_second,
-            },
+            "stats": self.stats.to_dict(),
         }
 
 
@@ -86,8 +109,47 @@ class _Open:
         return self.node.depth
 
 
+class Frontier:
+    """The beams still growing, in the order they were born.
+
+    A beam is open from the moment the weave takes it (the root, or an alternative at a
+    split) until it finishes.  Walking a chain replaces the beam being walked by the
+    children taken at each position; finishing removes a beam.  The suggestion limit is
+    ``finished + len(frontier)``, and when it binds every beam still here finishes as
+    ``limit`` where it stands.
+    """
+
+    def __init__(self) -> None:
+        self._beams: dict[_Open, None] = {}  # insertion-ordered set
+
+    def __len__(self) -> int:
+        return len(self._beams)
+
+    def __iter__(self) -> Iterator[_Open]:
+        return iter(list(self._beams))
+
+    def add(self, beam: _Open) -> None:
+        self._beams[beam] = None
+
+    def replace(self, beam: _Open, children: list[_Open]) -> None:
+        self._beams.pop(beam, None)
+        for child in children:
+            self._beams[child] = None
+
+    def remove(self, beam: _Open) -> None:
+        self._beams.pop(beam, None)
+
+    def __contains__(self, beam: object) -> bool:
+        return beam in self._beams
+
+
 class Weave:
-    """One weave of one story.  Run it once with :meth:`run` or :meth:`stream`."""
+    """One weave of one story.  Run it once with :meth:`run` or :meth:`stream`.
+
+    ``limiter`` bounds the requests in flight; pass the same one to every weave that shares
+    a backend, so the bound holds for the backend and not per weave.  Without one, the
+    weave makes its own of size ``concurrency``.
+    """
 
     def __init__(
         self,
@@ -96,19 +158,22 @@ class Weave:
         settings: WeaveSettings | None = None,
         *,
         concurrency: int = 4,
+        limiter: asyncio.Semaphore | None = None,
     ) -> None:
         self.source = source
         self.settings = settings or WeaveSettings()
         self.prompt, self.held = split_story(story)
         self.tree = ThreadTree(self.prompt)
         self.stats = WeaveStats()
-        self._sem = asyncio.Semaphore(max(1, concurrency))
+        self.usage = Usage()
+        self._sem = limiter or asyncio.Semaphore(max(1, concurrency))
         self._stops = [s.encode() for s in self.settings.stop_strings]
         self._finished: list[Beam] = []
-        self._open = 0
-        self._limit_hit = False
+        self.frontier = Frontier()
+        self._limit_hit = asyncio.Event()
         self._on_beam: Callable[[Beam], None] | None = None
         self._emitted: set[str] = set()
+        self._started = 0.0
         self._batcher: Batcher | None = None
         if isinstance(source, BatchTokenSource):
             self._batcher = Batcher(source, self.settings.top_n, self._sem)
@@ -118,18 +183,23 @@ class Weave:
     async def run(self, on_beam: Callable[[Beam], None] | None = None) -> WeaveResult:
         """Weave to the end.  ``on_beam`` sees each new beam text as soon as it finishes."""
         self._on_beam = on_beam
-        started = time.perf_counter()
+        self._started = time.perf_counter()
+        token = current_usage.set(self.usage)
         try:
             root = _Open(self.tree.root, b"", ())
-            self._open = 1
+            self.frontier.add(root)
             if self.settings.strategy == "token":
                 await self._run_token(root)
             else:
                 await self._run_chain(root)
         finally:
-            self.stats.elapsed = time.perf_counter() - started
+            current_usage.reset(token)
+            self.stats.elapsed = time.perf_counter() - self._started
+            self.stats.prompt_tokens = self.usage.prompt_tokens
+            self.stats.tree_tokens = sum(1 for node in self.tree.nodes() if node.candidate)
             if self._batcher is not None:
                 self._batcher.cancel()
+                self.stats.requests += self._batcher.requests
         return WeaveResult(
             rank_beams(self._finished, self.settings.rank),
             self.tree,
@@ -189,10 +259,15 @@ class Weave:
             taken.append(cand)
         return taken
 
-    def _extend(self, beam: _Open, cand: Candidate) -> tuple[_Open, str | None]:
-        """The child beam, and why it ends now (None: it goes on)."""
+    def _branch(self, beam: _Open, step: Step) -> list[tuple[_Open, str | None]]:
+        """The children taken at one position, in split order, each with why it ends now
+        (None: it goes on).  On the frontier they replace ``beam``."""
+        children = [self._child(beam, cand) for cand in self._split(step, beam.depth)]
+        self.frontier.replace(beam, [child for child, _ in children])
+        return children
+
+    def _child(self, beam: _Open, cand: Candidate) -> tuple[_Open, str | None]:
         node = beam.node.add(cand)
-        self._open += 1
         if cand.is_end:
             return _Open(node, beam.data, beam.ids), "eos"
         ids = (*beam.ids, cand.token_id) if cand.token_id is not None else beam.ids
@@ -207,29 +282,45 @@ class Weave:
         return child, None
 
     def _finish(self, beam: _Open, reason: str) -> None:
-        self._open -= 1
+        self.frontier.remove(beam)
         beam.node.finish = reason
         result = make_beam(beam.node.path(), beam.data, self.held, reason)
         self._finished.append(result)
+        if self.stats.first_beam is None and result.text.strip():
+            self.stats.first_beam = time.perf_counter() - self._started
         if self._on_beam and result.text.strip() and result.text not in self._emitted:
             self._emitted.add(result.text)
             self._on_beam(result)
 
     def _limit_reached(self) -> bool:
-        if len(self._finished) + self._open >= self.settings.max_suggestions:
-            self._limit_hit = True
-        return self._limit_hit
+        if len(self._finished) + len(self.frontier) >= self.settings.max_suggestions:
+            self._limit_hit.set()
+        return self._limit_hit.is_set()
+
+    def _finish_frontier(self) -> None:
+        """The limit bound: every beam still open ends where it stands."""
+        for beam in self.frontier:
+            self._finish(beam, "limit")
+
+    def _prompt(self, beam: _Open) -> Prompt:
+        return Prompt(self.prompt, beam.ids, beam.data)
 
     async def _ask(self, beam: _Open, max_tokens: int) -> Continuation:
-        prompt = Prompt(self.prompt, beam.ids, beam.data)
+        prompt = self._prompt(beam)
         if self._batcher is not None:
-            cont = await self._batcher.ask(prompt, max_tokens)
-            self.stats.requests = self._batcher.requests
+            return await self._ask_held(prompt, max_tokens, batched=True)
+        async with self._sem:
+            return await self._ask_held(prompt, max_tokens, batched=False)
+
+    async def _ask_held(self, prompt: Prompt, max_tokens: int, *, batched: bool) -> Continuation:
+        """One answer; ``batched``: through the batcher, which takes the limiter itself;
+        otherwise the caller holds a permit."""
+        if batched and self._batcher is not None:
+            cont = await self._batcher.ask(prompt, max_tokens)  # counted in run()
         else:
-            async with self._sem:
-                self.stats.requests += 1
-                cont = await self.source.continue_prompt(prompt, max_tokens, self.settings.top_n)
-        self.stats.tokens += len(cont.steps)
+            self.stats.requests += 1
+            cont = await self.source.continue_prompt(prompt, max_tokens, self.settings.top_n)
+        self.stats.decoded_tokens += len(cont.steps)
         return cont
 
     # -- token: the seed's breadth-first search ---------------------------------------
@@ -240,72 +331,133 @@ class Weave:
             answers = await asyncio.gather(*(self._ask(beam, 1) for beam in level))
             next_level: list[_Open] = []
             for beam, cont in zip(level, answers):
-                self._open -= 1  # the parent is replaced by its children
                 if not cont.steps:
-                    self._open += 1
                     self._finish(beam, "eos")
                     continue
-                for cand in self._split(cont.steps[0], beam.depth):
-                    child, end = self._extend(beam, cand)
+                for child, end in self._branch(beam, cont.steps[0]):
                     if end:
                         self._finish(child, end)
                     else:
                         next_level.append(child)
             if next_level and self._limit_reached():
-                for beam in next_level:
-                    self._finish(beam, "limit")
+                self._finish_frontier()
                 next_level = []
             level = next_level
 
-    # -- chain: one request per beam ----------------------------------------------------
+    # -- chain: one streamed request per beam -------------------------------------------
 
     async def _run_chain(self, root: _Open) -> None:
+        """Each beam gets one streamed chain; each alternative a chain of its own, started
+        as soon as its position arrives.  When the suggestion limit binds, the chains
+        still in flight are cancelled and their beams end where they stand."""
         tasks: set[asyncio.Task[None]] = set()
 
         def spawn(beam: _Open) -> None:
             tasks.add(asyncio.ensure_future(self._chain_beam(beam, spawn)))
 
         spawn(root)
+        limit = asyncio.ensure_future(self._limit_hit.wait())
         try:
             while tasks:
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait({*tasks, limit}, return_when=asyncio.FIRST_COMPLETED)
                 tasks.difference_update(done)
-                for task in done:
+                for task in done - {limit}:
                     task.result()  # re-raise a backend failure; finally cancels the rest
+                if limit.done():
+                    break
         finally:
+            limit.cancel()
             for task in tasks:
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+        self._finish_frontier()
 
     async def _chain_beam(self, beam: _Open, spawn: Callable[[_Open], None]) -> None:
-        if self._limit_hit:
-            self._finish(beam, "limit")
-            return
-        cont = await self._ask(beam, self.settings.max_depth - beam.depth)
-        if self._limit_hit:
-            self._finish(beam, "limit")
-            return
+        if self._limit_hit.is_set():
+            return  # the frontier finishes it
+        chain = _Chain(self, self._prompt(beam), self.settings.max_depth - beam.depth)
         current = beam
-        for step in cont.steps:
-            self._open -= 1  # current is replaced by its children, made in split order
-            children = [self._extend(current, cand) for cand in self._split(step, current.depth)]
-            (current, end), *others = children
-            for child, child_end in others:
-                if child_end:
-                    self._finish(child, child_end)
-                else:
-                    spawn(child)
-            if end:
-                self._finish(current, end)
-                return
-            if self._limit_reached():
-                self._finish(current, "limit")
-                return
-        if cont.ended or not cont.steps:
+        async with chain:
+            async for step in chain:
+                (current, end), *others = self._branch(current, step)
+                for child, child_end in others:
+                    if child_end:
+                        self._finish(child, child_end)
+                    else:
+                        spawn(child)
+                if end:
+                    self._finish(current, end)
+                    return
+                if self._limit_reached():
+                    return  # _run_chain ends every open beam, this one included
+        if chain.ended or chain.taken == 0:
             self._finish(current, "eos")
         else:
             spawn(current)  # the server stopped short of the depth: ask again from here
+
+    def _batched(self) -> bool:
+        # Known only once an auto-detecting backend has probed: ask each time.
+        return self._batcher is not None and self._batcher.source.max_batch > 1
+
+
+class _Chain:
+    """One beam's greedy chain: streamed where the backend streams, so every alternative
+    starts as soon as its position arrives and closing stops the server's decoding; from one
+    answer where the backend batches several beams per request (or cannot stream).
+
+    Outside the batcher it holds one permit of the weave's limiter from entry to exit.
+    """
+
+    def __init__(self, weave: Weave, prompt: Prompt, max_tokens: int) -> None:
+        self.weave = weave
+        self.prompt = prompt
+        self.max_tokens = max_tokens
+        self.taken = 0
+        self.ended = False  # the server said end of sequence without an end token
+        self._steps: AsyncGenerator[Step, None] | None = None
+        self._held = False
+
+    async def __aenter__(self) -> _Chain:
+        if not self.weave._batched():  # the batcher takes the limiter per request itself
+            await self.weave._sem.acquire()
+            self._held = True
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            if self._steps is not None:
+                await self._steps.aclose()  # stops the server decoding what we no longer need
+        finally:
+            if self._held:
+                self._held = False
+                self.weave._sem.release()
+
+    def __aiter__(self) -> AsyncGenerator[Step, None]:
+        self._steps = self._generate()
+        return self._steps
+
+    async def _generate(self) -> AsyncGenerator[Step, None]:
+        weave = self.weave
+        source = weave.source
+        if self._held and isinstance(source, StreamingTokenSource):
+            weave.stats.requests += 1
+            stream = source.stream_steps(self.prompt, self.max_tokens, weave.settings.top_n)
+            try:
+                async for step in stream:
+                    self.taken += 1
+                    weave.stats.decoded_tokens += 1
+                    yield step
+            finally:
+                aclose = getattr(stream, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            return
+        cont = await weave._ask_held(self.prompt, self.max_tokens, batched=not self._held)
+        self.ended = cont.ended
+        for step in cont.steps:
+            self.taken += 1
+            yield step
 
 
 def _same(a: Candidate, b: Candidate) -> bool:
@@ -320,7 +472,9 @@ async def weave(
     settings: WeaveSettings | None = None,
     *,
     concurrency: int = 4,
+    limiter: asyncio.Semaphore | None = None,
     on_beam: Callable[[Beam], None] | None = None,
 ) -> WeaveResult:
     """Weave ``story`` once; see :class:`Weave`."""
-    return await Weave(source, story, settings, concurrency=concurrency).run(on_beam)
+    weave_ = Weave(source, story, settings, concurrency=concurrency, limiter=limiter)
+    return await weave_.run(on_beam)

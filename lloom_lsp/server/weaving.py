@@ -55,11 +55,13 @@ class WeaveService:
     def __init__(
         self,
         server: LanguageServer,
-        backend_factory: Callable[[BackendSettings], Backend] = create_backend,
+        backend_factory: Callable[..., Backend] = create_backend,
     ) -> None:
         self.server = server
         self._backend_factory = backend_factory
-        self._backends: dict[BackendSettings, Backend] = {}
+        self._backends: dict[tuple[BackendSettings, int], Backend] = {}
+        # One limit per backend: every weave and document sharing a backend shares this.
+        self._limiters: dict[tuple[BackendSettings, int], asyncio.Semaphore] = {}
         self._cache: OrderedDict[CacheKey, WeaveResult] = OrderedDict()
         self._running: dict[str, _Running] = {}
         self._error_shown: str | None = None
@@ -87,6 +89,7 @@ class WeaveService:
         self.cancel()
         self._cache.clear()
         backends, self._backends = list(self._backends.values()), {}
+        self._limiters = {}
         for backend in backends:
             await backend.aclose()
 
@@ -145,11 +148,16 @@ class WeaveService:
                 cancelled += 1
         return cancelled
 
-    def _backend(self, settings: BackendSettings) -> Backend:
-        backend = self._backends.get(settings)
+    def backend(self, settings: Settings) -> tuple[Backend, asyncio.Semaphore]:
+        """The backend these settings use, and its one concurrency limit."""
+        key = (settings.backend, settings.story.max_context_chars)
+        backend = self._backends.get(key)
         if backend is None:
-            backend = self._backends[settings] = self._backend_factory(settings)
-        return backend
+            backend = self._backends[key] = self._backend_factory(
+                settings.backend, context_chars=settings.story.max_context_chars
+            )
+            self._limiters[key] = asyncio.Semaphore(settings.backend.concurrency)
+        return backend, self._limiters[key]
 
     async def _run(
         self,
@@ -159,8 +167,8 @@ class WeaveService:
         progress_token: types.ProgressToken | None,
         show_progress: bool,
     ) -> WeaveResult | None:
-        backend = self._backend(settings.backend)
-        weave = Weave(backend, story, settings.weave, concurrency=settings.backend.concurrency)
+        backend, limiter = self.backend(settings)
+        weave = Weave(backend, story, settings.weave, limiter=limiter)
         started = time.perf_counter()
         found = 0
         progress = Progress(self.server, progress_token, "Weaving", enabled=show_progress)
@@ -169,7 +177,7 @@ class WeaveService:
             nonlocal found
             found += 1
             elapsed = max(time.perf_counter() - started, 1e-9)
-            progress.report(f"{found} beams, {weave.stats.tokens / elapsed:.1f} tok/s")
+            progress.report(f"{found} beams, {weave.stats.decoded_tokens / elapsed:.1f} tok/s")
 
         async with progress:
             try:

@@ -80,6 +80,10 @@ def _ndjson(lines: list[Any]) -> bytes:
     return "".join(json.dumps(line) + "\n" for line in lines).encode()
 
 
+#: What every SSE server sends (httpx-sse refuses a stream without it).
+SSE_HEADERS = {"content-type": "text/event-stream"}
+
+
 def _sse(events: list[Any]) -> bytes:
     return "".join(f"data: {json.dumps(e)}\n\n" for e in events).encode() + b"data: [DONE]\n\n"
 
@@ -112,7 +116,7 @@ def _ok(kind: str) -> Handler:
             return httpx.Response(200, content=_ndjson(OLLAMA_LINES))
         whole = CHAT_ANSWER if kind == "openai-chat" else LEGACY_ANSWER
         if json.loads(request.content).get("stream"):
-            return httpx.Response(200, content=_sse([whole]))
+            return httpx.Response(200, content=_sse([whole]), headers=SSE_HEADERS)
         return httpx.Response(200, json=whole)
 
     return _answering(answer)
@@ -280,7 +284,10 @@ NO_PROBS_STREAM: dict[str, bytes] = {
 @pytest.mark.parametrize("streaming", [False, True])
 async def test_an_answer_without_probabilities_says_so(kind: str, streaming: bool) -> None:
     content = (NO_PROBS_STREAM if streaming else NO_PROBS)[kind]
-    backend = _backend(kind, _answering(lambda request: httpx.Response(200, content=content)))
+    headers = SSE_HEADERS if streaming and kind != "ollama" else {}
+    backend = _backend(
+        kind, _answering(lambda request: httpx.Response(200, content=content, headers=headers))
+    )
     try:
         with pytest.raises(BackendProtocolError, match="no token probabilities"):
             if streaming:
@@ -348,7 +355,8 @@ async def test_every_bad_answer_becomes_a_backend_error(
     if streaming and case in ("malformed JSON", "invalid UTF-8", "wrong shape"):
         body = response.content.replace(b"\n", b"")
         prefix = b"" if kind == "ollama" else b"data: "
-        response = httpx.Response(200, content=prefix + body + b"\n\n")
+        headers = {} if kind == "ollama" else SSE_HEADERS
+        response = httpx.Response(200, content=prefix + body + b"\n\n", headers=headers)
     backend = _backend(kind, _answering(lambda request: response))
     try:
         with pytest.raises(expected) as caught:

@@ -124,7 +124,10 @@ def test_recorded_llama_server_end_of_sequence() -> None:
 @pytest.mark.parametrize("native", [False, True])
 async def test_streamed_end_of_sequence_is_marked(native: bool) -> None:
     content = RECORDED_NATIVE_EOS_SSE if native else RECORDED_EOS_SSE
-    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=content))
+    headers = {"content-type": "text/event-stream"}
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(200, content=content, headers=headers)
+    )
     backend: Any = (
         LlamaCppBackend("http://test", transport=transport)
         if native
