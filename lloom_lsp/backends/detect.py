@@ -39,7 +39,7 @@ from .llamacpp import LlamaCppBackend
 from .ollama import OllamaBackend
 from .openai import OpenAIBackend
 from .openai_chat import OpenAIChatBackend
-from .streaming import stream_steps
+from .streaming import closing, stream_steps
 
 __all__ = ["DetectingBackend", "Detection", "backend_for", "detect"]
 
@@ -214,8 +214,9 @@ class DetectingBackend:
     async def stream_steps(
         self, prompt: Prompt, max_tokens: int, top_n: int
     ) -> AsyncIterator[Step]:
-        async for step in stream_steps(await self.resolve(), prompt, max_tokens, top_n):
-            yield step
+        async with closing(stream_steps(await self.resolve(), prompt, max_tokens, top_n)) as stream:
+            async for step in stream:
+                yield step
 
     async def check(self) -> BackendInfo:
         info = await (await self.resolve()).check()

@@ -31,7 +31,7 @@ from .base import BackendInfo, as_end, clamp_prob, parse_steps, prob_from_logpro
 from .errors import BackendError, BackendProtocolError
 from .http import HttpTransport
 from .slots import SlotPool
-from .streaming import Chunk, release_steps, sse_data
+from .streaming import Chunk, closing, release_steps, sse_data
 
 __all__ = ["LlamaCppBackend", "completion_body", "parse_completion", "parse_step"]
 
@@ -127,8 +127,9 @@ class LlamaCppBackend:
             timings: dict[str, Any] = {}
             try:
                 async with self.http.post_sse("/completion", body) as events:
-                    async for step in release_steps(_chunks(events, url, timings), url):
-                        yield step
+                    async with closing(release_steps(_chunks(events, url, timings), url)) as stream:
+                        async for step in stream:
+                            yield step
             finally:
                 _count_prompt({"timings": timings})
 
@@ -176,20 +177,21 @@ def _count_prompt(answer: Any) -> None:
 
 
 async def _chunks(events: Any, url: str, timings: dict[str, Any]) -> AsyncIterator[Chunk]:
-    async for event in sse_data(events, url):
-        if not isinstance(event, Mapping):
-            raise BackendProtocolError(url, "expected a JSON object per event")
-        if isinstance(event.get("timings"), Mapping):
-            timings.update(event["timings"])
-        entries = event.get("completion_probabilities") or ()
-        if not entries and not event.get("stop"):
-            # A token without probabilities: the server ignored n_probs.
-            raise BackendProtocolError(url, "the stream carries no token probabilities")
-        steps = parse_steps(entries, parse_step, url)
-        finished = None
-        if event.get("stop"):
-            finished = event.get("stop_type") == "eos" or bool(event.get("stopped_eos"))
-        yield steps, finished
+    async with closing(sse_data(events, url)) as stream:
+        async for event in stream:
+            if not isinstance(event, Mapping):
+                raise BackendProtocolError(url, "expected a JSON object per event")
+            if isinstance(event.get("timings"), Mapping):
+                timings.update(event["timings"])
+            entries = event.get("completion_probabilities") or ()
+            if not entries and not event.get("stop"):
+                # A token without probabilities: the server ignored n_probs.
+                raise BackendProtocolError(url, "the stream carries no token probabilities")
+            steps = parse_steps(entries, parse_step, url)
+            finished = None
+            if event.get("stop"):
+                finished = event.get("stop_type") == "eos" or bool(event.get("stopped_eos"))
+            yield steps, finished
 
 
 def parse_completion(answer: Any, url: str) -> Continuation:

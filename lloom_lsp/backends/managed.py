@@ -21,7 +21,7 @@ from .base import Backend, BackendInfo
 from .errors import BackendError, BackendUnavailable
 from .http import HttpTransport
 from .process import LlamaServerError, LlamaServerNotFound, LlamaServerProcess
-from .streaming import stream_steps
+from .streaming import closing, stream_steps
 
 __all__ = ["ManagedBackend"]
 
@@ -158,17 +158,19 @@ class ManagedBackend:
         delegate, generation = await self._ensure()
         started = False
         try:
-            async for step in stream_steps(delegate, prompt, max_tokens, top_n):
-                started = True
-                yield step
+            async with closing(stream_steps(delegate, prompt, max_tokens, top_n)) as stream:
+                async for step in stream:
+                    started = True
+                    yield step
             return
         except BackendUnavailable:
             # Steps already handed out cannot be taken back: retry only an empty stream.
             if started or not await self._recover(generation):
                 raise
         delegate, _ = await self._ensure()
-        async for step in stream_steps(delegate, prompt, max_tokens, top_n):
-            yield step
+        async with closing(stream_steps(delegate, prompt, max_tokens, top_n)) as stream:
+            async for step in stream:
+                yield step
 
     async def check(self) -> BackendInfo:
         delegate, _ = await self._ensure()

@@ -15,7 +15,7 @@ from ..engine.source import Continuation, Prompt, Step
 from .base import DEFAULT_MAX_LOGPROBS, BackendInfo, no_probabilities, parse_steps
 from .errors import BackendError, BackendProtocolError
 from .openai import OpenAIStyleBackend, parse_entry
-from .streaming import Chunk, collect, ndjson_objects, release_steps
+from .streaming import Chunk, closing, collect, ndjson_objects, release_steps
 
 __all__ = ["MIN_VERSION", "OllamaBackend"]
 
@@ -60,10 +60,17 @@ class OllamaBackend(OpenAIStyleBackend):
     async def _chunks(self, prompt: Prompt, max_tokens: int, top_n: int) -> AsyncIterator[Chunk]:
         body_for = await self._body_for(prompt, max_tokens)
         url = self.http.url(self.path)
-        async for chunk in self._stream(
-            self.path, body_for, top_n, lambda lines: _ndjson_chunks(lines, url), framing="ndjson"
-        ):
-            yield chunk
+        async with closing(
+            self._stream(
+                self.path,
+                body_for,
+                top_n,
+                lambda lines: _ndjson_chunks(lines, url),
+                framing="ndjson",
+            )
+        ) as stream:
+            async for chunk in stream:
+                yield chunk
 
     async def continue_prompt(self, prompt: Prompt, max_tokens: int, top_n: int) -> Continuation:
         # Ollama only reports logprobs reliably per streamed line, so gather the stream.
@@ -73,8 +80,9 @@ class OllamaBackend(OpenAIStyleBackend):
         self, prompt: Prompt, max_tokens: int, top_n: int
     ) -> AsyncIterator[Step]:
         chunks = self._chunks(prompt, max_tokens, top_n)
-        async for step in release_steps(chunks, self.http.url(self.path)):
-            yield step
+        async with closing(release_steps(chunks, self.http.url(self.path))) as stream:
+            async for step in stream:
+                yield step
 
     async def version(self) -> str:
         with self._auth_hint():
@@ -106,10 +114,11 @@ def _parse_version(text: str) -> tuple[int, ...]:
 
 
 async def _ndjson_chunks(lines: AsyncIterator[str], url: str) -> AsyncIterator[Chunk]:
-    async for obj in ndjson_objects(lines, url):
-        entries = obj.get("logprobs") or ()
-        done = bool(obj.get("done"))
-        if not entries and obj.get("response") and not done:
-            raise no_probabilities(url)  # an Ollama that ignores `logprobs`
-        steps = parse_steps(entries, parse_entry, url)
-        yield steps, (obj.get("done_reason") == "stop" if done else None)
+    async with closing(ndjson_objects(lines, url)) as stream:
+        async for obj in stream:
+            entries = obj.get("logprobs") or ()
+            done = bool(obj.get("done"))
+            if not entries and obj.get("response") and not done:
+                raise no_probabilities(url)  # an Ollama that ignores `logprobs`
+            steps = parse_steps(entries, parse_entry, url)
+            yield steps, (obj.get("done_reason") == "stop" if done else None)

@@ -46,7 +46,7 @@ from .errors import (
 )
 from .http import HttpTransport
 from .llamacpp import parse_step
-from .streaming import Chunk, release_steps, sse_data
+from .streaming import Chunk, closing, release_steps, sse_data
 
 __all__ = [
     "LLAMACPP_MAX_LOGPROBS",
@@ -230,8 +230,9 @@ class OpenAIStyleBackend:
             while True:
                 try:
                     async with open_stream(path, body_for(n)) as events:
-                        async for chunk in chunks(events):
-                            yield chunk
+                        async with closing(chunks(events)) as stream:
+                            async for chunk in stream:
+                                yield chunk
                     return
                 except BackendHTTPError as exc:
                     n = self._lower_cap(exc, n)  # re-raises all but a logprobs 400
@@ -329,8 +330,9 @@ class OpenAIBackend(OpenAIStyleBackend):
         body_for = await self._body_for(prompt, max_tokens, stream=True)
         url = self.http.url(self.path)
         chunks = self._stream(self.path, body_for, top_n, lambda events: _sse_chunks(events, url))
-        async for step in release_steps(chunks, url):
-            yield step
+        async with closing(release_steps(chunks, url)) as stream:
+            async for step in stream:
+                yield step
 
     async def check(self) -> BackendInfo:
         model = await self.model_name()
@@ -431,14 +433,15 @@ def _parse_legacy(logprobs: Mapping[str, Any]) -> list[Step]:
 
 
 async def _sse_chunks(events: AsyncIterator[ServerSentEvent], url: str) -> AsyncIterator[Chunk]:
-    async for event in sse_data(events, url):
-        choice = first_choice(event, url)
-        reason = choice.get("finish_reason")
-        logprobs = choice.get("logprobs")
-        if logprobs:
-            steps = parse_logprobs(logprobs, url)
-        elif choice.get("text") and reason is None:
-            raise no_probabilities(url)
-        else:
-            steps = []
-        yield steps, (None if reason is None else reason == "stop")
+    async with closing(sse_data(events, url)) as stream:
+        async for event in stream:
+            choice = first_choice(event, url)
+            reason = choice.get("finish_reason")
+            logprobs = choice.get("logprobs")
+            if logprobs:
+                steps = parse_logprobs(logprobs, url)
+            elif choice.get("text") and reason is None:
+                raise no_probabilities(url)
+            else:
+                steps = []
+            yield steps, (None if reason is None else reason == "stop")

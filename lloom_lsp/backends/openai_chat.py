@@ -21,7 +21,7 @@ from .openai import (
     first_choice,
     parse_logprobs,
 )
-from .streaming import Chunk, release_steps, sse_data
+from .streaming import Chunk, closing, release_steps, sse_data
 
 __all__ = ["DEFAULT_INSTRUCTION", "OpenAIChatBackend", "chat_messages", "parse_chat"]
 
@@ -65,8 +65,9 @@ class OpenAIChatBackend(OpenAIStyleBackend):
         body_for = await self._body_for(prompt, max_tokens, stream=True)
         url = self.http.url(self.path)
         chunks = self._stream(self.path, body_for, top_n, lambda events: _chat_chunks(events, url))
-        async for step in release_steps(chunks, url):
-            yield step
+        async with closing(release_steps(chunks, url)) as stream:
+            async for step in stream:
+                yield step
 
     async def check(self) -> BackendInfo:
         model = await self.model_name()
@@ -88,15 +89,16 @@ def parse_chat(answer: Any, url: str) -> Continuation:
 
 
 async def _chat_chunks(events: AsyncIterator[ServerSentEvent], url: str) -> AsyncIterator[Chunk]:
-    async for event in sse_data(events, url):
-        choice = first_choice(event, url)
-        reason = choice.get("finish_reason")
-        logprobs = choice.get("logprobs")
-        delta = choice.get("delta") or {}
-        if logprobs and logprobs.get("content"):
-            steps = parse_logprobs(logprobs, url)
-        elif delta.get("content") and reason is None:
-            raise no_probabilities(url)
-        else:
-            steps = []  # the role announcement, the finish chunk
-        yield steps, (None if reason is None else reason == "stop")
+    async with closing(sse_data(events, url)) as stream:
+        async for event in stream:
+            choice = first_choice(event, url)
+            reason = choice.get("finish_reason")
+            logprobs = choice.get("logprobs")
+            delta = choice.get("delta") or {}
+            if logprobs and logprobs.get("content"):
+                steps = parse_logprobs(logprobs, url)
+            elif delta.get("content") and reason is None:
+                raise no_probabilities(url)
+            else:
+                steps = []  # the role announcement, the finish chunk
+            yield steps, (None if reason is None else reason == "stop")

@@ -167,7 +167,9 @@ class LlamaServerProcess:
     def args(self) -> list[str]:
         """The full command line (extra_args last, so they override the defaults)."""
         model = ["--model", str(self.model_path), "--host", self.host, "--port", str(self.port)]
-        sizing = () if "-c" in self.extra_args or "--ctx-size" in self.extra_args else context_args()
+        sizing = (
+            () if "-c" in self.extra_args or "--ctx-size" in self.extra_args else context_args()
+        )
         return [self.binary, *model, *DEFAULT_ARGS, *sizing, *self.extra_args]
 
     def log_tail(self) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any, Protocol
+from contextlib import asynccontextmanager
+from typing import Any, Protocol, TypeVar
 
 from httpx_sse import ServerSentEvent
 
@@ -21,6 +22,7 @@ from .errors import BackendProtocolError
 __all__ = [
     "Chunk",
     "StepStreamer",
+    "closing",
     "collect",
     "ndjson_objects",
     "release_steps",
@@ -28,9 +30,28 @@ __all__ = [
     "stream_steps",
 ]
 
+T = TypeVar("T")
+
 #: What one wire chunk carried: its steps, and ``None`` while the stream goes on, else
 #: ``True`` when it ended at end of sequence and ``False`` when it stopped for another reason.
 Chunk = tuple[Iterable[Step], "bool | None"]
+
+
+@asynccontextmanager
+async def closing(iterator: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
+    """Close ``iterator`` when the block ends, however it ends.
+
+    ``async for`` leaves an unfinished async generator to the garbage collector, which may
+    close it after its event loop is gone; a stream closed early (the weave has what it
+    needs) must close every layer beneath it at once, down to the HTTP response.  This is
+    :func:`contextlib.aclosing` for anything that may or may not have ``aclose``.
+    """
+    try:
+        yield iterator
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 class StepStreamer(Protocol):
@@ -44,19 +65,22 @@ async def sse_data(events: AsyncIterator[ServerSentEvent], url: str) -> AsyncIte
     failure mid-stream as an ``error`` event or a ``data: {"error": ...}`` payload.
     """
     seen = False
-    async for event in events:
-        if event.event == "error":
-            raise BackendProtocolError(url, f"the server failed mid-stream: {event.data.strip()}")
-        payload = event.data.strip()
-        if payload == "[DONE]":
-            return
-        if not payload:
-            continue
-        seen = True
-        data = json.loads(payload)
-        if isinstance(data, Mapping) and data.get("error") and len(data) == 1:
-            raise BackendProtocolError(url, f"the server failed mid-stream: {data['error']}")
-        yield data
+    async with closing(events) as stream:
+        async for event in stream:
+            if event.event == "error":
+                raise BackendProtocolError(
+                    url, f"the server failed mid-stream: {event.data.strip()}"
+                )
+            payload = event.data.strip()
+            if payload == "[DONE]":
+                return
+            if not payload:
+                continue
+            seen = True
+            data = json.loads(payload)
+            if isinstance(data, Mapping) and data.get("error") and len(data) == 1:
+                raise BackendProtocolError(url, f"the server failed mid-stream: {data['error']}")
+            yield data
     if not seen:
         # e.g. a server that ignores `stream` and answers with one JSON document
         raise BackendProtocolError(url, "expected server-sent events, got none")
@@ -64,15 +88,16 @@ async def sse_data(events: AsyncIterator[ServerSentEvent], url: str) -> AsyncIte
 
 async def ndjson_objects(lines: AsyncIterator[str], url: str) -> AsyncIterator[Mapping[str, Any]]:
     """One JSON object per line (Ollama); an ``{"error": ...}`` line is a failure."""
-    async for line in lines:
-        if not line.strip():
-            continue
-        obj = json.loads(line)
-        if not isinstance(obj, Mapping):
-            raise BackendProtocolError(url, "expected one JSON object per line")
-        if obj.get("error"):
-            raise BackendProtocolError(url, f"the server failed mid-stream: {obj['error']}")
-        yield obj
+    async with closing(lines) as stream:
+        async for line in stream:
+            if not line.strip():
+                continue
+            obj = json.loads(line)
+            if not isinstance(obj, Mapping):
+                raise BackendProtocolError(url, "expected one JSON object per line")
+            if obj.get("error"):
+                raise BackendProtocolError(url, f"the server failed mid-stream: {obj['error']}")
+            yield obj
 
 
 async def release_steps(chunks: AsyncIterator[Chunk], url: str) -> AsyncIterator[Step]:
@@ -83,20 +108,21 @@ async def release_steps(chunks: AsyncIterator[Chunk], url: str) -> AsyncIterator
     """
     held: Step | None = None
     done = False
-    async for steps, finished in chunks:
-        for step in steps:
-            if held is not None:
-                yield held
-                held = None
-            if step.chosen.data:
-                yield step
-            else:
-                held = step
-        if finished is not None:
-            done = True
-            if held is not None:
-                yield Step(as_end(held.chosen), held.top) if finished else held
-                held = None
+    async with closing(chunks) as stream:
+        async for steps, finished in stream:
+            for step in steps:
+                if held is not None:
+                    yield held
+                    held = None
+                if step.chosen.data:
+                    yield step
+                else:
+                    held = step
+            if finished is not None:
+                done = True
+                if held is not None:
+                    yield Step(as_end(held.chosen), held.top) if finished else held
+                    held = None
     if held is not None:
         yield held
     if not done:
@@ -107,10 +133,11 @@ async def collect(chunks: AsyncIterator[Chunk], url: str) -> Continuation:
     """Every chunk gathered into one Continuation (for servers that only stream)."""
     steps: list[Step] = []
     ended: bool | None = None
-    async for chunk_steps, finished in chunks:
-        steps.extend(chunk_steps)
-        if finished is not None:
-            ended = finished
+    async with closing(chunks) as stream:
+        async for chunk_steps, finished in stream:
+            steps.extend(chunk_steps)
+            if finished is not None:
+                ended = finished
     if ended is None:
         raise _cut_short(url)
     return end_continuation(steps, ended)
@@ -130,8 +157,9 @@ async def stream_steps(
     """
     own = getattr(backend, "stream_steps", None)
     if own is not None:
-        async for step in own(prompt, max_tokens, top_n):
-            yield step
+        async with closing(own(prompt, max_tokens, top_n)) as stream:
+            async for step in stream:
+                yield step
     else:
         continuation = await backend.continue_prompt(prompt, max_tokens, top_n)  # type: ignore[attr-defined]
         for step in continuation.steps:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from conftest import URI, end_of, open_doc
+from conftest import EXACT_WEAVE, URI, end_of, open_doc
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from lloom_lsp.backends import LlamaCppBackend
+from lloom_lsp.config import WeaveSettings
 from lloom_lsp.engine import weave
 
 
@@ -25,7 +26,7 @@ async def test_every_beam_is_an_item_in_rank_order(
 
     backend = LlamaCppBackend(llama_server_url)
     try:
-        expected = await weave(backend, text)
+        expected = await weave(backend, text, WeaveSettings(**EXACT_WEAVE))
     finally:
         await backend.aclose()
     assert len(expected.beams) > 3

@@ -55,8 +55,10 @@ async def test_split_limit_zero_is_unlimited() -> None:
 
 async def test_multiplier_raises_cutoff_with_depth() -> None:
     source = ScriptedSource(WORDS, fixed([(1, 0.7), (2, 0.3)]))
-    flat = await weave(source, "A", settings(auto_stop=False, max_depth=2))
-    steep = await weave(source, "A", settings(auto_stop=False, max_depth=2, multiplier=2.0))
+    flat = await weave(source, "A", settings(auto_stop=False, max_depth=2, cutoff=0.2))
+    steep = await weave(
+        source, "A", settings(auto_stop=False, max_depth=2, cutoff=0.2, multiplier=2.0)
+    )
     assert len(flat.beams) == 4
     # depth 0 uses cutoff 0.2 (split), depth 1 uses 0.4 (no split)
     assert texts(steep) == {" red red", " blue red"}
@@ -176,7 +178,7 @@ def _random_table(seed: int) -> ScriptedSource:
 @pytest.mark.parametrize(
     "kw",
     [
-        {},
+        {"cutoff": 0.2},  # LLooM's original default
         {"cutoff": 0.1, "max_depth": 6},
         {"auto_stop": False, "max_depth": 5, "split_limit": 0, "cutoff": 0.15},
         {"multiplier": 0.8, "max_depth": 7},
