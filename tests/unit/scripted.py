@@ -7,7 +7,7 @@ ids to next-token probabilities, greedily, like a backend's chain would.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 from lloom_lsp.engine import Candidate, Continuation, Prompt, Step, sort_candidates
 
@@ -79,3 +79,43 @@ class BatchingSource(ScriptedSource):
         assert len(prompts) <= self.max_batch
         self.batches.append(len(prompts))
         return [await self.continue_prompt(p, max_tokens, top_n) for p in prompts]
+
+
+class StreamingSource(ScriptedSource):
+    """The scripted source, also streaming each chain one Step at a time.
+
+    Each step waits for ``step_delay`` (or one turn of the loop), so other chains run
+    between steps as they would against a server.  It records how many steps each stream
+    handed over before it was closed, and how many streams were closed early.
+    """
+
+    def __init__(self, *args: object, step_delay: float = 0.0, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.step_delay = step_delay
+        self.streamed: list[int] = []  # steps handed over, per stream
+        self.closed_early = 0
+        self.events: list[str] = []  # "start ids" / "end ids", in order
+
+    async def stream_steps(
+        self, prompt: Prompt, max_tokens: int, top_n: int
+    ) -> AsyncIterator[Step]:
+        self.requests.append((prompt.token_ids, max_tokens))
+        self.events.append(f"start {prompt.token_ids}")
+        ids = prompt.token_ids
+        given = 0
+        finished = False
+        try:
+            for _ in range(max_tokens):
+                await asyncio.sleep(self.step_delay)
+                top = sort_candidates([self._cand(i, p) for i, p in self.table(ids)])[:top_n]
+                given += 1
+                yield Step(top[0], top)
+                if top[0].is_end:
+                    break
+                ids = (*ids, top[0].token_id)  # type: ignore[arg-type]
+            finished = True
+        finally:
+            if not finished:
+                self.closed_early += 1
+            self.streamed.append(given)
+            self.events.append(f"end {prompt.token_ids}")

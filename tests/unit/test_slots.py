@@ -1,0 +1,94 @@
+"""The slot pool: a weave's requests go to slots that hold its story, or wait for one."""
+
+from __future__ import annotations
+
+import asyncio
+
+from lloom_lsp.backends.slots import SlotPool
+
+LONG = "The keeper climbed the stairs. " * 200  # 6,200 characters: costly to evaluate twice
+OTHER = "A different story altogether. " * 200
+
+
+async def test_a_cold_story_takes_one_slot_and_the_rest_wait_for_it() -> None:
+    pool = SlotPool(4)
+    order: list[tuple[str, int]] = []
+    first_in = asyncio.Event()
+    release = asyncio.Event()
+
+    async def request(name: str, ids: tuple[int, ...]) -> None:
+        async with pool.slot(LONG, ids) as slot:
+            order.append((name, slot))
+            first_in.set()
+            await release.wait()
+
+    first = asyncio.ensure_future(request("root", ()))
+    await first_in.wait()
+    waiting = [asyncio.ensure_future(request(f"alt{i}", (i,))) for i in range(3)]
+    await asyncio.sleep(0)
+    assert order == [("root", 0)]  # nobody evaluates the story on a second slot
+    release.set()
+    await asyncio.gather(first, *waiting)
+    assert {slot for _, slot in order} == {0}
+
+
+async def test_warm_slots_are_all_used_and_a_new_story_gets_a_cold_one() -> None:
+    pool = SlotPool(3)
+    for state in pool.slots[:2]:
+        state.story = LONG
+    held: list[int] = []
+    gate = asyncio.Event()
+
+    async def request(story: str) -> None:
+        async with pool.slot(story) as slot:
+            held.append(slot)
+            await gate.wait()
+
+    tasks = [asyncio.ensure_future(request(LONG)) for _ in range(2)]
+    tasks.append(asyncio.ensure_future(request(OTHER)))
+    while len(held) < 3:
+        await asyncio.sleep(0)
+    assert sorted(held[:2]) == [0, 1] and held[2] == 2  # OTHER took the one cold slot
+    gate.set()
+    await asyncio.gather(*tasks)
+    assert pool.slots[2].story == OTHER
+
+
+def test_a_slot_holding_an_earlier_draft_counts_as_holding_the_story() -> None:
+    pool = SlotPool(2)
+    pool.slots[0].story = LONG
+    pool.slots[1].story = OTHER
+    longer = LONG + "Then the light went out."
+    assert pool.choose(longer).id == 0  # type: ignore[union-attr]
+    assert [s.id for s in pool.holding(longer)] == [0]
+
+
+def test_the_slot_sharing_the_longest_beam_prefix_is_preferred() -> None:
+    pool = SlotPool(3)
+    for state, ids in zip(pool.slots, [(1, 2), (1, 2, 3, 4), (9,)]):
+        state.story, state.ids = LONG, ids
+    assert pool.choose(LONG, (1, 2, 3, 4, 5)).id == 1  # type: ignore[union-attr]
+
+
+def test_a_short_story_counts_as_held_everywhere() -> None:
+    pool = SlotPool(4)
+    short = "Once upon a time,"
+    pool.slots[0].story, pool.slots[0].busy = short, True
+    chosen = pool.choose(short)
+    assert chosen is not None and chosen.id != 0  # evaluating it again costs less than waiting
+
+
+async def test_a_cancelled_warm_up_forgets_what_the_slot_held() -> None:
+    pool = SlotPool(1)
+    started = asyncio.Event()
+
+    async def warm() -> None:
+        async with pool.slot(LONG, only=0):
+            started.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.ensure_future(warm())
+    await started.wait()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert pool.slots[0].story == "" and not pool.slots[0].busy
