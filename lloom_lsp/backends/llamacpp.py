@@ -12,32 +12,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 import httpx
 
 from ..engine.source import (
-    Candidate,
     Continuation,
     Prompt,
     Step,
     current_usage,
-    sort_candidates,
 )
-from .base import BackendInfo, as_end, clamp_prob, parse_steps, prob_from_logprob
+from .base import BackendInfo, end_continuation, parse_steps
 from .errors import BackendError, BackendProtocolError
 from .http import HttpTransport
 from .slots import SlotPool
+from .steps import parse_step
 from .streaming import Chunk, closing, release_steps, sse_data
 
 __all__ = ["LlamaCppBackend", "completion_body", "parse_completion", "parse_step"]
 
 log = logging.getLogger("lloom_lsp.backends")
-
-_BYTE_TOKEN = re.compile(r"^byte: \\x([0-9a-fA-F]{2})$")
 
 
 class LlamaCppBackend:
@@ -211,59 +207,7 @@ def parse_completion(answer: Any, url: str) -> Continuation:
         )
     steps = tuple(parse_steps(entries, parse_step, url))
     ended = answer.get("stop_type") == "eos" or bool(answer.get("stopped_eos"))
-    last = entries[-1] if entries else {}
-    if ended and not (last.get("bytes") or last.get("token") or last.get("content")):
-        # llama-server reports the end-of-sequence token as an empty token
-        last = steps[-1]
-        steps = (*steps[:-1], Step(as_end(last.chosen), last.top))
-    return Continuation(steps, ended)
-
-
-def parse_step(entry: Mapping[str, Any]) -> Step:
-    """One position: current (``top_logprobs``), post-sampling (``top_probs``), old (``probs``)."""
-    if "top_logprobs" in entry:
-        top = [
-            _candidate(alt, prob_from_logprob(alt.get("logprob"))) for alt in entry["top_logprobs"]
-        ]
-        chosen = _candidate(entry, prob_from_logprob(entry.get("logprob")))
-    elif "top_probs" in entry:
-        top = [_candidate(alt, clamp_prob(alt.get("prob"))) for alt in entry["top_probs"]]
-        chosen = _candidate(entry, clamp_prob(entry.get("prob")))
-    elif "probs" in entry:
-        top = [
-            Candidate(None, _old_token_bytes(alt["tok_str"]), clamp_prob(alt.get("prob")))
-            for alt in entry["probs"]
-        ]
-        content = str(entry.get("content", ""))
-        data = content.encode()
-        match = next((c for c in top if c.data == data), None)
-        chosen = Candidate(None, data, match.prob if match else 0.0)
-    else:
-        raise KeyError("top_logprobs, top_probs or probs")
-    return Step(chosen, sort_candidates(_dedupe(top)))
-
-
-def _candidate(obj: Mapping[str, Any], prob: float) -> Candidate:
-    raw = obj.get("bytes")
-    data = bytes(raw) if isinstance(raw, Sequence) else str(obj.get("token", "")).encode()
-    token_id = obj.get("id")
-    return Candidate(int(token_id) if token_id is not None else None, data, prob)
-
-
-def _old_token_bytes(tok_str: str) -> bytes:
-    match = _BYTE_TOKEN.match(tok_str)
-    return bytes([int(match.group(1), 16)]) if match else tok_str.encode()
-
-
-def _dedupe(cands: list[Candidate]) -> list[Candidate]:
-    seen: set[Any] = set()
-    out = []
-    for cand in cands:
-        key = cand.token_id if cand.token_id is not None else cand.data
-        if key not in seen:
-            seen.add(key)
-            out.append(cand)
-    return out
+    return end_continuation(steps, ended)  # llama-server reports EOS as an empty token
 
 
 # Re-exported for callers that catch backend failures without importing errors.

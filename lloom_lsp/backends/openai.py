@@ -45,7 +45,7 @@ from .errors import (
     BackendProtocolError,
 )
 from .http import HttpTransport
-from .llamacpp import parse_step
+from .steps import parse_step
 from .streaming import Chunk, closing, release_steps, sse_data
 
 __all__ = [

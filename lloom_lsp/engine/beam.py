@@ -5,6 +5,7 @@ how it joins the story (whitespace healing).
 
 from __future__ import annotations
 
+import codecs
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -97,18 +98,15 @@ def heal_whitespace(held: str, text: str) -> str:
 
 
 def complete_utf8_length(data: bytes) -> int:
-    """Length of the longest prefix of ``data`` that does not end inside a UTF-8 character."""
-    n = len(data)
-    # Look back at most 3 bytes for the lead byte of a possibly unfinished sequence.
-    for back in range(1, min(4, n + 1)):
-        byte = data[n - back]
-        if byte & 0xC0 == 0x80:  # continuation byte: keep looking for the lead
-            continue
-        if byte & 0x80 == 0:
-            return n
-        need = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else 4
-        return n if back >= need else n - back
-    return n
+    """Length of the longest prefix of ``data`` that does not end inside a UTF-8 character.
+
+    The stdlib's incremental decoder holds back exactly the bytes of an unfinished last
+    character (invalid bytes elsewhere are left for the caller to drop).
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
+    decoder.decode(data, final=False)
+    pending, _ = decoder.getstate()
+    return len(data) - len(pending)
 
 
 def find_stop(data: bytes, stops: Sequence[bytes]) -> int | None:

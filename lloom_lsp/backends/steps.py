@@ -1,0 +1,64 @@
+"""One generated position in llama-server's per-token shape, which llama-server's native
+``/completion`` and the chat-style ``logprobs.content[]`` of its, Ollama's and OpenAI's
+``/v1`` endpoints share: the llama.cpp and OpenAI-style backends both parse with it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..engine.source import Candidate, Step, sort_candidates
+from .base import clamp_prob, prob_from_logprob
+
+__all__ = ["parse_step"]
+
+_BYTE_TOKEN = re.compile(r"^byte: \\x([0-9a-fA-F]{2})$")
+
+
+def parse_step(entry: Mapping[str, Any]) -> Step:
+    """One position: current (``top_logprobs``), post-sampling (``top_probs``), old (``probs``)."""
+    if "top_logprobs" in entry:
+        top = [
+            _candidate(alt, prob_from_logprob(alt.get("logprob"))) for alt in entry["top_logprobs"]
+        ]
+        chosen = _candidate(entry, prob_from_logprob(entry.get("logprob")))
+    elif "top_probs" in entry:
+        top = [_candidate(alt, clamp_prob(alt.get("prob"))) for alt in entry["top_probs"]]
+        chosen = _candidate(entry, clamp_prob(entry.get("prob")))
+    elif "probs" in entry:
+        top = [
+            Candidate(None, _old_token_bytes(alt["tok_str"]), clamp_prob(alt.get("prob")))
+            for alt in entry["probs"]
+        ]
+        content = str(entry.get("content", ""))
+        data = content.encode()
+        match = next((c for c in top if c.data == data), None)
+        chosen = Candidate(None, data, match.prob if match else 0.0)
+    else:
+        raise KeyError("top_logprobs, top_probs or probs")
+    return Step(chosen, sort_candidates(_dedupe(top)))
+
+
+def _candidate(obj: Mapping[str, Any], prob: float) -> Candidate:
+    raw = obj.get("bytes")
+    data = bytes(raw) if isinstance(raw, Sequence) else str(obj.get("token", "")).encode()
+    token_id = obj.get("id")
+    return Candidate(int(token_id) if token_id is not None else None, data, prob)
+
+
+def _old_token_bytes(tok_str: str) -> bytes:
+    match = _BYTE_TOKEN.match(tok_str)
+    return bytes([int(match.group(1), 16)]) if match else tok_str.encode()
+
+
+def _dedupe(cands: list[Candidate]) -> list[Candidate]:
+    seen: set[Any] = set()
+    out = []
+    for cand in cands:
+        key = cand.token_id if cand.token_id is not None else cand.data
+        if key not in seen:
+            seen.add(key)
+            out.append(cand)
+    return out
