@@ -8,6 +8,11 @@ Two strategies grow the same tree:
   at every position, walks it with the same split rule, and gives every alternative
   it takes a request of its own.  Requests fall from one per token per beam to about
   one per beam; with maxSuggestions not binding, the suggestion set is the same.
+  Chains are streamed (:mod:`.chain`): an alternative's request starts as soon as its
+  position arrives, and a chain is closed once its beam has ended.
+
+The beams still growing are a :class:`~.frontier.Frontier`; ``finished + open`` is what
+maxSuggestions limits.
 
 Both continue a beam by its token ids, so a chain and a run of one-token requests
 see the same distributions.
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import attrs
@@ -25,17 +30,18 @@ import attrs
 from ..config import WeaveSettings
 from .batching import Batcher, BatchTokenSource
 from .beam import Beam, find_stop, make_beam, rank_beams, split_story
+from .chain import ChainRequest
+from .frontier import Frontier, OpenBeam
 from .source import (
     Candidate,
     Continuation,
     Prompt,
     Step,
-    StreamingTokenSource,
     TokenSource,
     Usage,
     current_usage,
 )
-from .tree import ThreadTree, TreeNode
+from .tree import ThreadTree
 
 __all__ = ["Frontier", "Weave", "WeaveResult", "WeaveStats", "weave"]
 
@@ -96,53 +102,6 @@ class WeaveResult:
         }
 
 
-@attrs.define(eq=False)
-class _Open:
-    """A beam still growing: its tree node and bytes so far."""
-
-    node: TreeNode
-    data: bytes
-    ids: tuple[int, ...]
-
-    @property
-    def depth(self) -> int:
-        return self.node.depth
-
-
-class Frontier:
-    """The beams still growing, in the order they were born.
-
-    A beam is open from the moment the weave takes it (the root, or an alternative at a
-    split) until it finishes.  Walking a chain replaces the beam being walked by the
-    children taken at each position; finishing removes a beam.  The suggestion limit is
-    ``finished + len(frontier)``, and when it binds every beam still here finishes as
-    ``limit`` where it stands.
-    """
-
-    def __init__(self) -> None:
-        self._beams: dict[_Open, None] = {}  # insertion-ordered set
-
-    def __len__(self) -> int:
-        return len(self._beams)
-
-    def __iter__(self) -> Iterator[_Open]:
-        return iter(list(self._beams))
-
-    def add(self, beam: _Open) -> None:
-        self._beams[beam] = None
-
-    def replace(self, beam: _Open, children: list[_Open]) -> None:
-        self._beams.pop(beam, None)
-        for child in children:
-            self._beams[child] = None
-
-    def remove(self, beam: _Open) -> None:
-        self._beams.pop(beam, None)
-
-    def __contains__(self, beam: object) -> bool:
-        return beam in self._beams
-
-
 class Weave:
     """One weave of one story.  Run it once with :meth:`run` or :meth:`stream`.
 
@@ -166,7 +125,7 @@ class Weave:
         self.tree = ThreadTree(self.prompt)
         self.stats = WeaveStats()
         self.usage = Usage()
-        self._sem = limiter or asyncio.Semaphore(max(1, concurrency))
+        self.limiter = limiter or asyncio.Semaphore(max(1, concurrency))
         self._stops = [s.encode() for s in self.settings.stop_strings]
         self._finished: list[Beam] = []
         self.frontier = Frontier()
@@ -176,7 +135,7 @@ class Weave:
         self._started = 0.0
         self._batcher: Batcher | None = None
         if isinstance(source, BatchTokenSource):
-            self._batcher = Batcher(source, self.settings.top_n, self._sem)
+            self._batcher = Batcher(source, self.settings.top_n, self.limiter)
 
     # -- public -------------------------------------------------------------------
 
@@ -186,7 +145,7 @@ class Weave:
         self._started = time.perf_counter()
         token = current_usage.set(self.usage)
         try:
-            root = _Open(self.tree.root, b"", ())
+            root = OpenBeam(self.tree.root, b"", ())
             self.frontier.add(root)
             if self.settings.strategy == "token":
                 await self._run_token(root)
@@ -259,19 +218,19 @@ class Weave:
             taken.append(cand)
         return taken
 
-    def _branch(self, beam: _Open, step: Step) -> list[tuple[_Open, str | None]]:
+    def _branch(self, beam: OpenBeam, step: Step) -> list[tuple[OpenBeam, str | None]]:
         """The children taken at one position, in split order, each with why it ends now
         (None: it goes on).  On the frontier they replace ``beam``."""
         children = [self._child(beam, cand) for cand in self._split(step, beam.depth)]
         self.frontier.replace(beam, [child for child, _ in children])
         return children
 
-    def _child(self, beam: _Open, cand: Candidate) -> tuple[_Open, str | None]:
+    def _child(self, beam: OpenBeam, cand: Candidate) -> tuple[OpenBeam, str | None]:
         node = beam.node.add(cand)
         if cand.is_end:
-            return _Open(node, beam.data, beam.ids), "eos"
+            return OpenBeam(node, beam.data, beam.ids), "eos"
         ids = (*beam.ids, cand.token_id) if cand.token_id is not None else beam.ids
-        child = _Open(node, beam.data + cand.data, ids)
+        child = OpenBeam(node, beam.data + cand.data, ids)
         if self.settings.auto_stop:
             end = find_stop(child.data, self._stops)
             if end is not None:
@@ -281,7 +240,7 @@ class Weave:
             return child, "depth"
         return child, None
 
-    def _finish(self, beam: _Open, reason: str) -> None:
+    def _finish(self, beam: OpenBeam, reason: str) -> None:
         self.frontier.remove(beam)
         beam.node.finish = reason
         result = make_beam(beam.node.path(), beam.data, self.held, reason)
@@ -302,17 +261,17 @@ class Weave:
         for beam in self.frontier:
             self._finish(beam, "limit")
 
-    def _prompt(self, beam: _Open) -> Prompt:
+    def _prompt(self, beam: OpenBeam) -> Prompt:
         return Prompt(self.prompt, beam.ids, beam.data)
 
-    async def _ask(self, beam: _Open, max_tokens: int) -> Continuation:
+    async def _ask(self, beam: OpenBeam, max_tokens: int) -> Continuation:
         prompt = self._prompt(beam)
         if self._batcher is not None:
-            return await self._ask_held(prompt, max_tokens, batched=True)
-        async with self._sem:
-            return await self._ask_held(prompt, max_tokens, batched=False)
+            return await self.answer(prompt, max_tokens, batched=True)
+        async with self.limiter:
+            return await self.answer(prompt, max_tokens, batched=False)
 
-    async def _ask_held(self, prompt: Prompt, max_tokens: int, *, batched: bool) -> Continuation:
+    async def answer(self, prompt: Prompt, max_tokens: int, *, batched: bool) -> Continuation:
         """One answer; ``batched``: through the batcher, which takes the limiter itself;
         otherwise the caller holds a permit."""
         if batched and self._batcher is not None:
@@ -325,11 +284,11 @@ class Weave:
 
     # -- token: the seed's breadth-first search ---------------------------------------
 
-    async def _run_token(self, root: _Open) -> None:
+    async def _run_token(self, root: OpenBeam) -> None:
         level = [root]
         while level:
             answers = await asyncio.gather(*(self._ask(beam, 1) for beam in level))
-            next_level: list[_Open] = []
+            next_level: list[OpenBeam] = []
             for beam, cont in zip(level, answers):
                 if not cont.steps:
                     self._finish(beam, "eos")
@@ -346,13 +305,13 @@ class Weave:
 
     # -- chain: one streamed request per beam -------------------------------------------
 
-    async def _run_chain(self, root: _Open) -> None:
+    async def _run_chain(self, root: OpenBeam) -> None:
         """Each beam gets one streamed chain; each alternative a chain of its own, started
         as soon as its position arrives.  When the suggestion limit binds, the chains
         still in flight are cancelled and their beams end where they stand."""
         tasks: set[asyncio.Task[None]] = set()
 
-        def spawn(beam: _Open) -> None:
+        def spawn(beam: OpenBeam) -> None:
             tasks.add(asyncio.ensure_future(self._chain_beam(beam, spawn)))
 
         spawn(root)
@@ -373,10 +332,10 @@ class Weave:
                 await asyncio.gather(*tasks, return_exceptions=True)
         self._finish_frontier()
 
-    async def _chain_beam(self, beam: _Open, spawn: Callable[[_Open], None]) -> None:
+    async def _chain_beam(self, beam: OpenBeam, spawn: Callable[[OpenBeam], None]) -> None:
         if self._limit_hit.is_set():
             return  # the frontier finishes it
-        chain = _Chain(self, self._prompt(beam), self.settings.max_depth - beam.depth)
+        chain = ChainRequest(self, self._prompt(beam), self.settings.max_depth - beam.depth)
         current = beam
         async with chain:
             async for step in chain:
@@ -398,68 +357,9 @@ class Weave:
         else:
             spawn(current)  # the server stopped short of the depth: ask again from here
 
-    def _batched(self) -> bool:
+    def batched(self) -> bool:
         # Known only once an auto-detecting backend has probed: ask each time.
         return self._batcher is not None and self._batcher.source.max_batch > 1
-
-
-class _Chain:
-    """One beam's greedy chain: streamed where the backend streams, so every alternative
-    starts as soon as its position arrives and closing stops the server's decoding; from one
-    answer where the backend batches several beams per request (or cannot stream).
-
-    Outside the batcher it holds one permit of the weave's limiter from entry to exit.
-    """
-
-    def __init__(self, weave: Weave, prompt: Prompt, max_tokens: int) -> None:
-        self.weave = weave
-        self.prompt = prompt
-        self.max_tokens = max_tokens
-        self.taken = 0
-        self.ended = False  # the server said end of sequence without an end token
-        self._steps: AsyncGenerator[Step, None] | None = None
-        self._held = False
-
-    async def __aenter__(self) -> _Chain:
-        if not self.weave._batched():  # the batcher takes the limiter per request itself
-            await self.weave._sem.acquire()
-            self._held = True
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        try:
-            if self._steps is not None:
-                await self._steps.aclose()  # stops the server decoding what we no longer need
-        finally:
-            if self._held:
-                self._held = False
-                self.weave._sem.release()
-
-    def __aiter__(self) -> AsyncGenerator[Step, None]:
-        self._steps = self._generate()
-        return self._steps
-
-    async def _generate(self) -> AsyncGenerator[Step, None]:
-        weave = self.weave
-        source = weave.source
-        if self._held and isinstance(source, StreamingTokenSource):
-            weave.stats.requests += 1
-            stream = source.stream_steps(self.prompt, self.max_tokens, weave.settings.top_n)
-            try:
-                async for step in stream:
-                    self.taken += 1
-                    weave.stats.decoded_tokens += 1
-                    yield step
-            finally:
-                aclose = getattr(stream, "aclose", None)
-                if aclose is not None:
-                    await aclose()
-            return
-        cont = await weave._ask_held(self.prompt, self.max_tokens, batched=not self._held)
-        self.ended = cont.ended
-        for step in cont.steps:
-            self.taken += 1
-            yield step
 
 
 def _same(a: Candidate, b: Candidate) -> bool:
