@@ -27,6 +27,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "StorySettings",
+    "WarmupSettings",
     "WeaveSettings",
     "flat_settings",
     "json_schema",
@@ -172,6 +173,28 @@ class InlineSettings:
 
 
 @attrs.frozen
+class WarmupSettings:
+    """Work done before it is asked for, so the next weave answers sooner."""
+
+    enabled: bool = _setting(
+        True,
+        "When typing pauses, evaluate the story at the cursor into the backend's slots "
+        "(llama-server), so the next weave skips the prompt evaluation.",
+    )
+    debounce_ms: int = _setting(
+        750,
+        "Wait this long after the last change before the warm-up starts.",
+        minimum=0,
+        maximum=60_000,
+    )
+    prefetch: bool = _setting(
+        True,
+        "After a suggestion is accepted, weave the continuation in the background, so the "
+        "next request is answered from the cache.",
+    )
+
+
+@attrs.frozen
 class Settings:
     """All of `lloom.*`."""
 
@@ -179,6 +202,7 @@ class Settings:
     weave: WeaveSettings = attrs.field(factory=WeaveSettings)
     story: StorySettings = attrs.field(factory=StorySettings)
     inline: InlineSettings = attrs.field(factory=InlineSettings)
+    warmup: WarmupSettings = attrs.field(factory=WarmupSettings)
 
 
 _GROUPS: dict[str, type] = {
@@ -186,6 +210,7 @@ _GROUPS: dict[str, type] = {
     "weave": WeaveSettings,
     "story": StorySettings,
     "inline": InlineSettings,
+    "warmup": WarmupSettings,
 }
 
 

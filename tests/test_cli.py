@@ -67,4 +67,5 @@ def test_schema_is_json_schema_with_every_setting() -> None:
         "weave",
         "story",
         "inline",
+        "warmup",
     }

@@ -218,6 +218,11 @@ class DetectingBackend:
             async for step in stream:
                 yield step
 
+    async def warm(self, story: str) -> int:
+        """The detected backend's warm-up (0 when it has none)."""
+        warm = getattr(await self.resolve(), "warm", None)
+        return int(await warm(story)) if warm is not None else 0
+
     async def check(self) -> BackendInfo:
         info = await (await self.resolve()).check()
         assert self.detection is not None

@@ -172,6 +172,16 @@ class ManagedBackend:
             async for step in stream:
                 yield step
 
+    async def warm(self, story: str) -> int:
+        """The delegate's warm-up (0 when it has none); starts our server if need be."""
+        # A weave cancels the warm-up.  A server start cut short would be killed, and the
+        # weave would load the model all over again: let the start run on.
+        starting = asyncio.ensure_future(self._ensure())
+        starting.add_done_callback(lambda task: task.cancelled() or task.exception())
+        delegate, _ = await asyncio.shield(starting)
+        warm = getattr(delegate, "warm", None)
+        return int(await warm(story)) if warm is not None else 0
+
     async def check(self) -> BackendInfo:
         delegate, _ = await self._ensure()
         info = await delegate.check()

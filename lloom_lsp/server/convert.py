@@ -3,7 +3,8 @@
 Gotchas handled here:
 * LSP positions are 0-based lines and *code units* of the negotiated encoding
   (UTF-16 unless the client offered UTF-8 or UTF-32); ``TextDocument.offset_at_position``
-  turns them into a Python string index.
+  turns them into a Python string index.  Lines are pygls' lines
+  (``str.splitlines``), so a position computed here points where pygls reads it.
 * Clients filter completion items by the word before the cursor.  Each item's edit
   therefore covers that word fragment and re-inserts it followed by the beam, so
   the result is the same as inserting the beam at the cursor, and the client's
@@ -19,6 +20,8 @@ from ..engine import Beam, WeaveResult
 from ..terminal import bar, visible
 
 __all__ = [
+    "change_end",
+    "end_of_document",
     "from_lsp_story",
     "to_lsp_code_actions",
     "to_lsp_completion_items",
@@ -27,10 +30,16 @@ __all__ = [
 ]
 
 
-def from_lsp_story(doc: TextDocument, position: types.Position, max_chars: int) -> str:
+def from_lsp_story(
+    doc: TextDocument, position: types.Position, max_chars: int, *, inserted: str = ""
+) -> str:
     """The story: the document text before the cursor, at most ``max_chars`` characters,
-    cut at whitespace so it never starts in the middle of a word."""
-    text = doc.source[: _offset(doc, position)]
+    cut at whitespace so it never starts in the middle of a word.
+
+    ``inserted``: text about to be inserted at the cursor; the story is then the one at
+    the end of it (after an accepted beam, before the editor sends the change).
+    """
+    text = doc.source[: _offset(doc, position)] + inserted
     if len(text) > max_chars:
         text = text[-max_chars:]
         cut = next((i for i, ch in enumerate(text) if ch.isspace()), None)
@@ -44,6 +53,35 @@ def _offset(doc: TextDocument, position: types.Position) -> int:
     if position.line >= len(lines):
         return len(doc.source)
     return min(doc.offset_at_position(position), len(doc.source))
+
+
+def _ends_line(text: str) -> bool:
+    return bool(text) and text.splitlines()[0] != text
+
+
+def _after(doc: TextDocument, start: types.Position, text: str) -> types.Position:
+    """The position just after ``text`` when it starts at ``start``."""
+    pieces = text.splitlines(True)
+    if not pieces:
+        return start
+    if _ends_line(pieces[-1]):
+        return types.Position(start.line + len(pieces), 0)
+    units = doc.position_codec.client_num_units(pieces[-1])
+    if len(pieces) == 1:
+        return types.Position(start.line, start.character + units)
+    return types.Position(start.line + len(pieces) - 1, units)
+
+
+def end_of_document(doc: TextDocument) -> types.Position:
+    return _after(doc, types.Position(0, 0), doc.source)
+
+
+def change_end(doc: TextDocument, change: types.TextDocumentContentChangeEvent) -> types.Position:
+    """Where the writer's cursor is after ``change`` (already applied to ``doc``): at the
+    end of the text it inserted; for a whole-document change, the end of the document."""
+    if isinstance(change, types.TextDocumentContentChangePartial):
+        return _after(doc, change.range.start, change.text)
+    return end_of_document(doc)
 
 
 def word_fragment(doc: TextDocument, position: types.Position) -> tuple[str, types.Position]:

@@ -17,7 +17,7 @@ __all__ = ["SettingsStore", "lloom_section"]
 
 log = logging.getLogger("lloom_lsp.server.settings")
 
-_GROUP_KEYS = {"backend", "weave", "story", "inline", "server", "languages", "trace"}
+_GROUP_KEYS = {"backend", "weave", "story", "inline", "warmup", "server", "languages", "trace"}
 
 
 def lloom_section(raw: Any) -> dict[str, Any] | None:

@@ -6,6 +6,11 @@
   very same story share one weave instead.
 * A failing backend gives the request an empty answer quickly and the user ONE
   message (until the backend works again); details go to the log.
+* Work before it is asked for, in the background (``lloom.warmup``): a warm-up
+  evaluates the story into the backend's slots once the writer pauses, and a
+  prefetch weaves the continuation of an accepted beam.  Neither shows progress or
+  an error; every weave cancels the warm-ups, and a request for the story being
+  prefetched shares that weave.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 from lsprotocol import types
@@ -23,7 +29,7 @@ from pygls.lsp.server import LanguageServer
 
 from ..backends import Backend, BackendAuthError, BackendError, BackendUnavailable, create_backend
 from ..config import BackendSettings, Settings
-from ..engine import Beam, Weave, WeaveResult
+from ..engine import Beam, Weave, WeaveResult, split_story
 from .progress import Progress
 
 __all__ = ["WeaveService", "speed_line"]
@@ -47,7 +53,10 @@ def speed_line(result: WeaveResult) -> str:
 @attrs.define(eq=False)
 class _Running:
     key: CacheKey
-    task: asyncio.Task[WeaveResult | None]
+    #: Nobody asked for it yet (a prefetch): a failure is only logged.  The first
+    #: request that shares it makes it loud.
+    quiet: bool
+    task: asyncio.Task[WeaveResult | None] = attrs.field(init=False)
     waiters: int = 0
 
 
@@ -64,6 +73,9 @@ class WeaveService:
         self._limiters: dict[tuple[BackendSettings, int], asyncio.Semaphore] = {}
         self._cache: OrderedDict[CacheKey, WeaveResult] = OrderedDict()
         self._running: dict[str, _Running] = {}
+        self._warmups: dict[asyncio.Task[int], str] = {}  # task: uri
+        self._evaluating: set[asyncio.Task[int]] = set()  # warm-ups past their debounce
+        self._prefetches: dict[asyncio.Task[WeaveResult | None], str] = {}  # task: uri
         self._error_shown: str | None = None
 
     # -- cache --------------------------------------------------------------------
@@ -103,10 +115,13 @@ class WeaveService:
         *,
         progress_token: types.ProgressToken | None = None,
         show_progress: bool = True,
+        background: bool = False,
     ) -> WeaveResult | None:
-        """The cached result, or a new weave (cancelling this document's previous one).
+        """The cached result, or a new weave (cancelling this document's previous one
+        and every warm-up).  ``background``: nobody waits for it yet, so no progress
+        and no error message.
 
-        Returns None when the backend failed (the user has been told).
+        Returns None when the backend failed (the user has been told, unless quiet).
         """
         key = self.key(uri, story, settings)
         if (hit := self._hit(key)) is not None:
@@ -116,11 +131,16 @@ class WeaveService:
             if running is not None and not running.task.done():
                 log.info("cancelling the previous weave for %s", uri)
                 running.task.cancel()
-            task = asyncio.ensure_future(
-                self._run(key, story, settings, progress_token, show_progress)
+            self.cancel_warmups(reason="a weave needs the backend")
+            running = _Running(key, quiet=background)
+            running.task = asyncio.ensure_future(
+                self._run(
+                    running, story, settings, progress_token, show_progress and not background
+                )
             )
-            running = _Running(key, task)
             self._running[uri] = running
+        elif not background:
+            running.quiet = False
         running.waiters += 1
         try:
             return await asyncio.shield(running.task)
@@ -140,7 +160,12 @@ class WeaveService:
             del self._cache[key]
 
     def cancel(self, uri: str | None = None) -> int:
-        """Cancel running weaves (of one document, or all).  Returns how many."""
+        """Cancel running weaves (of one document, or all), with their warm-ups and
+        prefetches.  Returns how many weaves."""
+        self.cancel_warmups(uri)
+        for task, doc_uri in list(self._prefetches.items()):
+            if uri is None or doc_uri == uri:
+                task.cancel()
         cancelled = 0
         for doc_uri, running in list(self._running.items()):
             if (uri is None or doc_uri == uri) and not running.task.done():
@@ -159,9 +184,14 @@ class WeaveService:
             self._limiters[key] = asyncio.Semaphore(settings.backend.concurrency)
         return backend, self._limiters[key]
 
+    @property
+    def busy(self) -> bool:
+        """Whether any weave is running."""
+        return any(not running.task.done() for running in self._running.values())
+
     async def _run(
         self,
-        key: CacheKey,
+        running: _Running,
         story: str,
         settings: Settings,
         progress_token: types.ProgressToken | None,
@@ -184,15 +214,96 @@ class WeaveService:
                 result = await weave.run(on_beam)
             except BackendError as exc:
                 progress.end_message = "backend failed"
-                self._report_backend_error(exc, settings.backend)
+                if running.quiet:
+                    log.info("background weave failed: %s", exc)
+                else:
+                    self._report_backend_error(exc, settings.backend)
                 return None
             progress.end_message = speed_line(result)
         self._error_shown = None
         log.info("%s (%d requests)", speed_line(result), result.stats.requests)
-        self._cache[key] = result
+        self._cache[running.key] = result
         while len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)
         return result
+
+    # -- before it is asked for ------------------------------------------------------
+
+    def warm_soon(self, uri: str, story: str, settings: Settings) -> None:
+        """Once this document has had no change for ``warmup.debounceMs``, evaluate the
+        story's prompt into the backend's slots (``n_predict: 0``), so the weave asked
+        for next starts warm.  A change before then starts the wait again."""
+        # A warm-up already evaluating runs on: the next story shares all but its end,
+        # and a slot whose evaluation is cut short counts as holding nothing, so a
+        # writer who never paused for a whole evaluation would never get a warm slot.
+        for task, doc_uri in list(self._warmups.items()):
+            if doc_uri == uri and task not in self._evaluating:
+                task.cancel()
+        task = asyncio.ensure_future(self._warm(uri, story, settings))
+        self._warmups[task] = uri
+        task.add_done_callback(self._warm_done)
+
+    def cancel_warmups(self, uri: str | None = None, *, reason: str = "") -> int:
+        """Cancel pending and running warm-ups (of one document, or all).  Returns how
+        many; a ``reason`` is logged."""
+        cancelled = 0
+        for task, doc_uri in list(self._warmups.items()):
+            if (uri is None or doc_uri == uri) and not task.done():
+                task.cancel()
+                cancelled += 1
+        if cancelled and reason:
+            log.info("cancelled %d warm-up(s): %s", cancelled, reason)
+        return cancelled
+
+    async def _warm(self, uri: str, story: str, settings: Settings) -> int:
+        await asyncio.sleep(settings.warmup.debounce_ms / 1000)
+        prompt = split_story(story)[0]
+        if not prompt or self.key(uri, story, settings) in self._cache or self.busy:
+            return 0  # nothing to evaluate, already woven, or a weave is evaluating it
+        backend, _ = self.backend(settings)
+        warm: Callable[[str], Any] | None = getattr(backend, "warm", None)
+        if warm is None:
+            return 0  # this protocol keeps no prompt cache we can fill
+        if (this := asyncio.current_task()) is not None:
+            self._evaluating.add(this)
+        started = time.perf_counter()
+        try:
+            warmed = int(await warm(prompt))
+        except BackendError as exc:
+            # The weave that follows reports a failing backend; a warm-up only logs it.
+            log.info("warm-up skipped: %s", exc)
+            return 0
+        if warmed:
+            log.info(
+                "warm-up: %d slot(s) now hold the story (%d characters) after %.2f s",
+                warmed,
+                len(prompt),
+                time.perf_counter() - started,
+            )
+        return warmed
+
+    def _warm_done(self, task: asyncio.Task[int]) -> None:
+        self._warmups.pop(task, None)
+        self._evaluating.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("warm-up failed: %r", exc, exc_info=exc)
+
+    def prefetch(self, uri: str, story: str, settings: Settings) -> None:
+        """Weave ``story`` in the background (after an accepted beam), so the request at
+        the new cursor is answered from the cache.  A request for it meanwhile shares
+        the weave; one for another story of the document cancels it."""
+        task = asyncio.ensure_future(self.weave(uri, story, settings, background=True))
+        self._prefetches[task] = uri
+        task.add_done_callback(self._prefetch_done)
+
+    def _prefetch_done(self, task: asyncio.Task[WeaveResult | None]) -> None:
+        uri = self._prefetches.pop(task, "?")
+        if task.cancelled():
+            log.debug("prefetch for %s cancelled", uri)
+        elif (exc := task.exception()) is not None:
+            log.warning("prefetch failed: %r", exc, exc_info=exc)
+        elif (result := task.result()) is not None:
+            log.info("prefetched %d suggestions for %s", len(result.beams), uri)
 
     def _report_backend_error(self, exc: BackendError, settings: BackendSettings) -> None:
         log.error("backend failure: %s", exc)

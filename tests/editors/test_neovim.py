@@ -34,12 +34,17 @@ pytestmark = pytest.mark.skipif(
 PLUGIN = Path(__file__).resolve().parents[2] / "editors" / "neovim"
 SERVER = [sys.executable, "-m", "lloom_lsp"]
 STORY = "Once upon a time, "
+#: The bigram model branches at half its positions: at the default cutoff (0.1, for real models)
+#: maxSuggestions binds and a weave depends on the order answers arrive.  Tests that compare a
+#: weave in Neovim with one made here use LLooM's original cutoff, where it does not bind.
+EXACT_WEAVE = {"cutoff": 0.2}
 
 #: Helpers every test script starts with.  ``P`` holds the test's parameters; the body
 #: fills ``R``, which is written to ``P.out`` as JSON.
 PRELUDE = r"""
 local P = vim.fn.json_decode(vim.fn.readfile(PARAMS_PATH)[1])
 local R = { notifications = {} }
+local EXACT = { cutoff = 0.2 }  -- EXACT_WEAVE in the test module
 
 local notify = vim.notify
 vim.notify = function(message, level, opts)
@@ -134,7 +139,8 @@ def expected_beams(url: str, story: str = STORY, **weave_settings: Any) -> list[
     async def run() -> list[Beam]:
         backend = LlamaCppBackend(url)
         try:
-            return (await weave(backend, story, WeaveSettings(**weave_settings))).beams
+            exact = WeaveSettings(**{**EXACT_WEAVE, **weave_settings})
+            return (await weave(backend, story, exact)).beams
         finally:
             await backend.aclose()
 
@@ -151,7 +157,7 @@ def story(tmp_path: Path) -> Path:
 SETUP = """
 require('lloom').setup({
   cmd = P.cmd,
-  settings = { lloom = { backend = { url = P.url } } },
+  settings = { lloom = { backend = { url = P.url }, weave = EXACT } },
 })
 """
 
@@ -163,7 +169,7 @@ def test_weave_shows_every_beam_and_inserts_the_chosen_one(
     body = """
 require('lloom').setup({
   cmd = P.cmd,
-  settings = { lloom = { backend = { url = P.url } } },
+  settings = { lloom = { backend = { url = P.url }, weave = EXACT } },
   keymaps = { weave = '<leader>lw' },
 })
 open_story()
@@ -211,7 +217,9 @@ vim.lsp.handlers['workspace/configuration'] = function(err, params, ctx, config)
 end
 require('lloom').setup({
   cmd = P.cmd,
-  settings = { lloom = { backend = { url = P.url }, weave = { maxDepth = 2, autoStop = false } } },
+  settings = {
+    lloom = { backend = { url = P.url }, weave = { maxDepth = 2, autoStop = false, cutoff = 0.2 } },
+  },
 })
 open_story()
 
@@ -234,17 +242,18 @@ R.answers = answers
 """
     result = run_nvim(tmp_path, body, story=str(story), url=llama_server_url)
 
-    assert result["init_options"]["lloom"]["weave"] == {"maxDepth": 2, "autoStop": False}
+    first = {"maxDepth": 2, "autoStop": False, "cutoff": 0.2}
+    assert result["init_options"]["lloom"]["weave"] == first
     two = expected_beams(llama_server_url, max_depth=2, auto_stop=False)
     assert result["first"] == [{"text": b.insert_text, "tokens": 2} for b in two]
     # The server asked workspace/configuration and got the setup() settings.
     assert result["answers_before"] >= 1
-    assert result["answers"][0][0]["weave"] == {"maxDepth": 2, "autoStop": False}
+    assert result["answers"][0][0]["weave"] == first
 
     assert result["told"] == 1
     three = expected_beams(llama_server_url, max_depth=3, auto_stop=False)
     assert result["second"] == [{"text": b.insert_text, "tokens": 3} for b in three]
-    assert result["answers"][-1][0]["weave"] == {"maxDepth": 3, "autoStop": False}
+    assert result["answers"][-1][0]["weave"] == {**first, "maxDepth": 3}
     assert result["answers"][-1][0]["backend"] == {"url": llama_server_url}
 
 
@@ -446,7 +455,10 @@ if not vim.lsp.enable then
   R.skipped = ('Neovim %d.%d.%d has no vim.lsp.enable (0.11+)'):format(v.major, v.minor, v.patch)
   return
 end
-vim.lsp.config('lloom', { cmd = P.cmd, settings = { lloom = { backend = { url = P.url } } } })
+vim.lsp.config('lloom', {
+  cmd = P.cmd,
+  settings = { lloom = { backend = { url = P.url }, weave = EXACT } },
+})
 vim.lsp.enable('lloom')
 open_story()
 local before = buffer_text()

@@ -28,6 +28,7 @@ const GROUP_TITLES = {
   weave: 'Weave',
   story: 'Story',
   inline: 'Inline Suggestions',
+  warmup: 'Warm-up',
 };
 
 /*

@@ -1,7 +1,9 @@
 """workspace/executeCommand: ``lloom.weave``, ``lloom.accept`` and ``lloom.cancel``.
 
 These serve custom UIs (the VS Code QuickPick, Neovim's :LLooMWeave) that want the
-beams and the tree as JSON and accept one through the server.
+beams and the tree as JSON and accept one through the server.  Once the editor has
+applied an accepted beam, the continuation after it is woven in the background
+(``warmup.prefetch``), so the next request there is answered from the cache.
 """
 
 from __future__ import annotations
@@ -36,11 +38,15 @@ def register(server: LloomServer) -> None:
         doc = ls.document(uri)
         if doc is None:
             return {"applied": False, "reason": f"document not open: {uri}"}
+        settings = await ls.settings_for(uri)
         if doc.version != version:
             return {
                 "applied": False,
                 "reason": f"document changed (version {version}, now {doc.version}); weave again",
             }
+        # The story after the beam, taken now: the editor's change may arrive before or
+        # after its answer to applyEdit.
+        after = from_lsp_story(doc, position, settings.story.max_context_chars, inserted=text)
         edit = types.WorkspaceEdit(
             document_changes=[
                 types.TextDocumentEdit(
@@ -57,6 +63,8 @@ def register(server: LloomServer) -> None:
         result: dict[str, Any] = {"applied": bool(answer.applied)}
         if not answer.applied:
             result["reason"] = answer.failure_reason or "the editor refused the edit"
+        elif settings.warmup.prefetch:
+            ls.weaver.prefetch(uri, after, settings)
         return result
 
     @server.command("lloom.cancel")

@@ -159,4 +159,24 @@ return {
     maximum = 60000,
     description = "Wait this long after the last keystroke before an automatic weave.",
   },
+  {
+    key = "lloom.warmup.enabled",
+    type = "boolean",
+    default = true,
+    description = "When typing pauses, evaluate the story at the cursor into the backend's slots (llama-server), so the next weave skips the prompt evaluation.",
+  },
+  {
+    key = "lloom.warmup.debounceMs",
+    type = "integer",
+    default = 750,
+    minimum = 0,
+    maximum = 60000,
+    description = "Wait this long after the last change before the warm-up starts.",
+  },
+  {
+    key = "lloom.warmup.prefetch",
+    type = "boolean",
+    default = true,
+    description = "After a suggestion is accepted, weave the continuation in the background, so the next request is answered from the cache.",
+  },
 }
