@@ -85,6 +85,11 @@ class LlamaCppBackend:
             return nullcontext(None)
         return pool.slot(prompt.text, prompt.token_ids)
 
+    def forget_slots(self) -> None:
+        """The server restarted: no slot holds anything we sent before."""
+        if self._pool is not None:
+            self._pool.forget()
+
     async def warm(self, story: str) -> int:
         """Evaluate ``story`` (a prompt, trailing whitespace already held back) into every
         slot the pool uses that does not hold it yet, one slot at a time, so the next weave

@@ -127,6 +127,9 @@ class ManagedBackend:
         except (LlamaServerError, OSError) as exc:
             raise BackendUnavailable(self.url, f"the managed llama-server died: {exc}") from exc
         self._generation += 1
+        forget = getattr(self._delegate, "forget_slots", None)
+        if forget is not None:
+            forget()  # a new process: its slots hold nothing
 
     async def _recover(self, generation: int) -> bool:
         """After a failed request: restart a dead server (once per death); retry if True."""

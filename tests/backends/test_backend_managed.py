@@ -75,12 +75,20 @@ async def test_starts_restarts_and_stops_its_own_server(
         assert info.protocol == "llamacpp" and info.probabilities
         assert "managed llama-server" in info.detail
 
-        # Dead before the request: noticed up front, restarted on the same port.
+        # Dead before the request: noticed up front, restarted on the same port, and the
+        # slot pool forgets what the dead process held.
+        delegate = backend._delegate
+        assert isinstance(delegate, LlamaCppBackend)
+        pool = await delegate.slots()
+        assert pool is not None and len(pool) > 1
+        for slot in pool.slots:
+            slot.story = PROMPT.text  # as if every slot had served this story
         _kill(process)
         assert not process.alive
         assert await backend.continue_prompt(PROMPT, 6, 5) == expected
         assert process.alive and process.url == url
         assert _restarts(caplog) == 1
+        assert [s.story for s in pool.slots].count(PROMPT.text) == 1  # only the retry's slot
 
         # Dead under four requests at once: one restart, every request answered.
         _kill(process)
