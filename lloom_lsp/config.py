@@ -52,8 +52,9 @@ def _setting(
 
 
 BackendType = Literal["auto", "llamacpp", "openai", "openai-chat", "ollama"]
-Strategy = Literal["chain", "token"]
-Rank = Literal["lloom", "joint", "mean"]
+Strategy = Literal["chain", "token", "best"]
+Rank = Literal["lloom", "joint", "mean", "norm"]
+Repeats = Literal["demote", "drop", "keep"]
 
 
 @attrs.frozen
@@ -101,7 +102,9 @@ class WeaveSettings:
     strategy: Strategy = _setting(
         "chain",
         "`chain`: one request returns a greedy chain with the alternatives at every position "
-        "(fast). `token`: one request per token per beam, as the original LLooM.",
+        "(fast). `token`: one request per token per beam, as the original LLooM. `best`: "
+        "best-first: always extend the most probable open prefix, until maxSuggestions beams "
+        "have ended on their own (never hands back a stub).",
         enum=get_args(Strategy),
     )
     max_depth: int = _setting(12, "Maximum tokens in one suggestion beam.", minimum=1, maximum=512)
@@ -134,14 +137,28 @@ class WeaveSettings:
     split_limit: int = _setting(
         3, "Maximum alternatives taken at one position (0: unlimited).", minimum=0, maximum=100
     )
+    max_requests: int = _setting(
+        0,
+        "Request budget of the `best` strategy (0: three per suggestion wanted). Beams the "
+        "budget cuts short are marked as cut and ranked below every finished beam.",
+        minimum=0,
+        maximum=100_000,
+    )
     top_n: int = _setting(
         10, "How many top tokens to ask the backend for at each position.", minimum=1, maximum=100
     )
     rank: Rank = _setting(
         "lloom",
-        "Ordering of results: `lloom` (sum of token probabilities, the original), `joint` "
-        "(product of probabilities) or `mean` (mean log-probability).",
+        "Ordering of results: `lloom` (sum of token probabilities, the original; favours long "
+        "beams), `joint` (product of probabilities; favours short ones), `mean` (mean "
+        "log-probability) or `norm` (log joint / length^0.7, between the two).",
         enum=get_args(Rank),
+    )
+    repeats: Repeats = _setting(
+        "demote",
+        "A beam that mostly repeats the story (half its word 4-grams occur there): `demote` "
+        "ranks it below every other finished beam, `drop` removes it, `keep` leaves it.",
+        enum=get_args(Repeats),
     )
 
 

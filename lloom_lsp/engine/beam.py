@@ -27,6 +27,11 @@ __all__ = [
 
 # Probability used for log() when a backend reports exactly zero.
 _TINY = 1e-45
+#: Length exponent of the ``norm`` rank.
+NORM_ALPHA = 0.7
+#: A beam repeats the story when at least this share of its word n-grams occur in it.
+REPEAT_SHARE = 0.5
+REPEAT_NGRAM = 4
 
 
 @attrs.frozen
@@ -52,14 +57,24 @@ class Beam:
     score: float  # the seed's score: sum of token probabilities
     joint: float  # product of token probabilities
     mean_logprob: float
-    finish: str  # depth | stop | eos | limit
+    finish: str  # depth | stop | eos | limit | cut
+    paths: int = 1  # token paths that spell this text (merged into one suggestion)
+    repeats_story: bool = False  # it mostly repeats text already in the story
 
     @property
     def probs(self) -> tuple[float, ...]:
         return tuple(t.prob for t in self.tokens)
 
     def rank_value(self, rank: str) -> float:
-        return {"lloom": self.score, "joint": self.joint, "mean": self.mean_logprob}[rank]
+        if rank == "lloom":
+            return self.score
+        if rank == "joint":
+            return self.joint
+        if rank == "mean":
+            return self.mean_logprob
+        # "norm": the joint's log over length**0.7 (GNMT's length penalty, without its +5):
+        # between joint, which favours the shortest beams, and mean, which ignores length.
+        return math.log(max(self.joint, _TINY)) / max(1, len(self.tokens)) ** NORM_ALPHA
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +84,8 @@ class Beam:
             "joint": self.joint,
             "meanLogprob": self.mean_logprob,
             "finish": self.finish,
+            "paths": self.paths,
+            "repeatsStory": self.repeats_story,
             "tokens": [{"text": t.text, "prob": t.prob, "id": t.token_id} for t in self.tokens],
         }
 
@@ -161,14 +178,71 @@ def make_beam(path: Sequence[Candidate], data: bytes, held: str, finish: str) ->
     )
 
 
-def rank_beams(beams: Iterable[Beam], rank: str) -> list[Beam]:
-    """Best first by ``rank``; one beam per text (the best one)."""
-    ordered = sorted(beams, key=lambda b: (-b.rank_value(rank), b.text))
-    seen: set[str] = set()
-    out: list[Beam] = []
-    for beam in ordered:
-        if beam.text in seen or not beam.text.strip():
-            continue
-        seen.add(beam.text)
-        out.append(beam)
-    return out
+def rank_beams(
+    beams: Iterable[Beam], rank: str, *, story: str = "", repeats: str = "keep"
+) -> list[Beam]:
+    """Best first by ``rank``; beams that were cut short after every finished one.
+
+    One text, one beam: token paths that spell the same text are one suggestion, whose
+    joint probability is the sum of the paths' (they are disjoint ways for the model to
+    write it).  The suggestion keeps the tokens and LLooM score of its best path by
+    ``rank``; its mean log-probability follows the summed joint.
+
+    ``repeats`` handles a beam that only repeats the ``story`` (see :func:`repeats_text`):
+    ``keep`` it in rank order, ``demote`` it below every beam that does not, or ``drop`` it.
+    """
+    groups: dict[str, list[Beam]] = {}
+    for beam in beams:
+        if beam.text.strip():
+            groups.setdefault(beam.text, []).append(beam)
+    merged = [_merge(group, rank) for group in groups.values()]
+    if repeats != "keep" and story:
+        grams = _ngrams(story)
+        merged = [attrs.evolve(b, repeats_story=repeats_text(b.text, grams)) for b in merged]
+        if repeats == "drop":
+            merged = [b for b in merged if not b.repeats_story]
+    return sorted(
+        merged,
+        key=lambda b: (b.finish == "cut", b.repeats_story, -b.rank_value(rank), b.text),
+    )
+
+
+def _words(text: str) -> list[str]:
+    return text.lower().split()
+
+
+def _ngrams(text: str, n: int = REPEAT_NGRAM) -> set[tuple[str, ...]]:
+    words = _words(text)
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def repeats_text(text: str, story_grams: set[tuple[str, ...]], n: int = REPEAT_NGRAM) -> bool:
+    """Whether ``text`` mostly repeats the story whose word n-grams are ``story_grams``: at
+    least :data:`REPEAT_SHARE` of its own n-grams occur there.  A beam shorter than n words
+    is judged whole, by whether it occurs inside some story n-gram."""
+    words = _words(text)
+    if not words:
+        return False
+    if len(words) < n:
+        return any(_contains(gram, words) for gram in story_grams)
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return sum(gram in story_grams for gram in grams) >= REPEAT_SHARE * len(grams)
+
+
+def _contains(gram: tuple[str, ...], words: list[str]) -> bool:
+    k = len(words)
+    return any(list(gram[i : i + k]) == words for i in range(len(gram) - k + 1))
+
+
+def _merge(group: list[Beam], rank: str) -> Beam:
+    best = min(group, key=lambda b: (b.finish == "cut", -b.rank_value(rank)))
+    if len(group) == 1:
+        return best
+    joint = sum(b.joint for b in group)
+    n = max(1, len(best.tokens))
+    return attrs.evolve(
+        best,
+        joint=joint,
+        mean_logprob=math.log(max(joint, _TINY)) / n,
+        paths=sum(b.paths for b in group),
+    )

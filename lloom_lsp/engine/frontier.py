@@ -13,11 +13,13 @@ __all__ = ["Frontier", "OpenBeam"]
 
 @attrs.define(eq=False)
 class OpenBeam:
-    """A beam still growing: its tree node and bytes so far."""
+    """A beam still growing: its tree node, bytes and token ids so far, and the log of its
+    joint probability (what the best-first search orders by)."""
 
     node: TreeNode
     data: bytes
     ids: tuple[int, ...]
+    logp: float = 0.0
 
     @property
     def depth(self) -> int:

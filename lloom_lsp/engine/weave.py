@@ -21,6 +21,7 @@ see the same distributions.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -30,6 +31,7 @@ import attrs
 from ..config import WeaveSettings
 from .batching import Batcher, BatchTokenSource
 from .beam import Beam, find_stop, make_beam, rank_beams, split_story
+from .bestfirst import BestFirstSearch
 from .chain import ChainRequest
 from .frontier import Frontier, OpenBeam
 from .source import (
@@ -102,6 +104,9 @@ class WeaveResult:
         }
 
 
+_TINY = 1e-45  # log() of a probability a backend reports as exactly zero
+
+
 class Weave:
     """One weave of one story.  Run it once with :meth:`run` or :meth:`stream`.
 
@@ -125,7 +130,8 @@ class Weave:
         self.tree = ThreadTree(self.prompt)
         self.stats = WeaveStats()
         self.usage = Usage()
-        self.limiter = limiter or asyncio.Semaphore(max(1, concurrency))
+        self.concurrency = max(1, concurrency)
+        self.limiter = limiter or asyncio.Semaphore(self.concurrency)
         self._stops = [s.encode() for s in self.settings.stop_strings]
         self._finished: list[Beam] = []
         self.frontier = Frontier()
@@ -149,6 +155,9 @@ class Weave:
             self.frontier.add(root)
             if self.settings.strategy == "token":
                 await self._run_token(root)
+            elif self.settings.strategy == "best":
+                self.frontier.remove(root)  # queued: it grows once the search takes it
+                await BestFirstSearch(self).run(root)
             else:
                 await self._run_chain(root)
         finally:
@@ -160,7 +169,12 @@ class Weave:
                 self._batcher.cancel()
                 self.stats.requests += self._batcher.requests
         return WeaveResult(
-            rank_beams(self._finished, self.settings.rank),
+            rank_beams(
+                self._finished,
+                self.settings.rank,
+                story=self.prompt,
+                repeats=self.settings.repeats,
+            ),
             self.tree,
             self.stats,
             self.prompt,
@@ -227,10 +241,11 @@ class Weave:
 
     def _child(self, beam: OpenBeam, cand: Candidate) -> tuple[OpenBeam, str | None]:
         node = beam.node.add(cand)
+        logp = beam.logp + math.log(max(cand.prob, _TINY))
         if cand.is_end:
-            return OpenBeam(node, beam.data, beam.ids), "eos"
+            return OpenBeam(node, beam.data, beam.ids, logp), "eos"
         ids = (*beam.ids, cand.token_id) if cand.token_id is not None else beam.ids
-        child = OpenBeam(node, beam.data + cand.data, ids)
+        child = OpenBeam(node, beam.data + cand.data, ids, logp)
         if self.settings.auto_stop:
             end = find_stop(child.data, self._stops)
             if end is not None:
@@ -240,7 +255,7 @@ class Weave:
             return child, "depth"
         return child, None
 
-    def _finish(self, beam: OpenBeam, reason: str) -> None:
+    def _finish(self, beam: OpenBeam, reason: str) -> Beam:
         self.frontier.remove(beam)
         beam.node.finish = reason
         result = make_beam(beam.node.path(), beam.data, self.held, reason)
@@ -250,6 +265,7 @@ class Weave:
         if self._on_beam and result.text.strip() and result.text not in self._emitted:
             self._emitted.add(result.text)
             self._on_beam(result)
+        return result
 
     def _limit_reached(self) -> bool:
         if len(self._finished) + len(self.frontier) >= self.settings.max_suggestions:

@@ -67,8 +67,8 @@ return {
     key = "lloom.weave.strategy",
     type = "string",
     default = "chain",
-    enum = { "chain", "token" },
-    description = "`chain`: one request returns a greedy chain with the alternatives at every position (fast). `token`: one request per token per beam, as the original LLooM.",
+    enum = { "chain", "token", "best" },
+    description = "`chain`: one request returns a greedy chain with the alternatives at every position (fast). `token`: one request per token per beam, as the original LLooM. `best`: best-first: always extend the most probable open prefix, until maxSuggestions beams have ended on their own (never hands back a stub).",
   },
   {
     key = "lloom.weave.maxDepth",
@@ -123,6 +123,14 @@ return {
     description = "Maximum alternatives taken at one position (0: unlimited).",
   },
   {
+    key = "lloom.weave.maxRequests",
+    type = "integer",
+    default = 0,
+    minimum = 0,
+    maximum = 100000,
+    description = "Request budget of the `best` strategy (0: three per suggestion wanted). Beams the budget cuts short are marked as cut and ranked below every finished beam.",
+  },
+  {
     key = "lloom.weave.topN",
     type = "integer",
     default = 10,
@@ -134,8 +142,15 @@ return {
     key = "lloom.weave.rank",
     type = "string",
     default = "lloom",
-    enum = { "lloom", "joint", "mean" },
-    description = "Ordering of results: `lloom` (sum of token probabilities, the original), `joint` (product of probabilities) or `mean` (mean log-probability).",
+    enum = { "lloom", "joint", "mean", "norm" },
+    description = "Ordering of results: `lloom` (sum of token probabilities, the original; favours long beams), `joint` (product of probabilities; favours short ones), `mean` (mean log-probability) or `norm` (log joint / length^0.7, between the two).",
+  },
+  {
+    key = "lloom.weave.repeats",
+    type = "string",
+    default = "demote",
+    enum = { "demote", "drop", "keep" },
+    description = "A beam that mostly repeats the story (half its word 4-grams occur there): `demote` ranks it below every other finished beam, `drop` removes it, `keep` leaves it.",
   },
   {
     key = "lloom.story.maxContextChars",
