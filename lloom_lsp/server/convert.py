@@ -9,15 +9,26 @@ Gotchas handled here:
   therefore covers that word fragment and re-inserts it followed by the beam, so
   the result is the same as inserting the beam at the cursor, and the client's
   filter (which compares against ``filterText``) keeps every item.
+* Beam labels (completion item labels, code action titles, the ``label`` of each beam
+  in ``lloom.weave``'s answer) come from :func:`.labels.beam_labels` over *all* beams of
+  the weave, so they show where beams differ rather than their long shared start.
+  The label is only for reading: ``filterText`` and the edit keep the whole text (a
+  client filters on ``filterText`` when given, on the label only without it), and the
+  item's documentation shows the whole text.  The full text is not put in
+  ``labelDetails``: clients show those on the same row, right after the label, which
+  would undo the short label.  Inline completions are ghost text and keep the full text.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from lsprotocol import types
 from pygls.workspace import TextDocument
 
 from ..engine import Beam, WeaveResult
 from ..terminal import bar, visible
+from .labels import beam_labels
 
 __all__ = [
     "change_end",
@@ -26,6 +37,7 @@ __all__ = [
     "to_lsp_code_actions",
     "to_lsp_completion_items",
     "to_lsp_inline_items",
+    "to_lsp_weave_result",
     "word_fragment",
 ]
 
@@ -99,12 +111,9 @@ def word_fragment(doc: TextDocument, position: types.Position) -> tuple[str, typ
     return before[start:], types.Position(position.line, units)
 
 
-def _label(beam: Beam) -> str:
-    text = beam.insert_text
-    first = text.strip().split("\n", 1)[0].strip()
-    if not first:
-        return visible(text) or "⏎"
-    return ("⏎ " if text.lstrip(" \t").startswith("\n") else "") + first
+def _labels_of(result: WeaveResult) -> list[str]:
+    """One label per beam of ``result``, in order, telling the beams apart."""
+    return beam_labels([beam.insert_text for beam in result.beams])
 
 
 _GRAVE = "\u02cb"  # a lookalike, so a backtick in a token cannot end the code span
@@ -136,11 +145,11 @@ def to_lsp_completion_items(
     fragment, start = word_fragment(doc, position)
     best = max((b.score for b in result.beams), default=0.0)
     items = []
-    for rank, beam in enumerate(result.beams):
+    for rank, (beam, label) in enumerate(zip(result.beams, _labels_of(result))):
         new_text = fragment + beam.insert_text
         items.append(
             types.CompletionItem(
-                label=_label(beam),
+                label=label,
                 kind=types.CompletionItemKind.Text,
                 detail=beam_detail(beam),
                 documentation=_documentation(beam, best),
@@ -177,7 +186,7 @@ def to_lsp_code_actions(
     versioned: bool,
 ) -> list[types.CodeAction]:
     actions = []
-    for rank, beam in enumerate(result.beams):
+    for rank, (beam, label) in enumerate(zip(result.beams, _labels_of(result))):
         edit = types.TextEdit(range=types.Range(position, position), new_text=beam.insert_text)
         if versioned:
             workspace_edit = types.WorkspaceEdit(
@@ -192,15 +201,20 @@ def to_lsp_code_actions(
             )
         else:
             workspace_edit = types.WorkspaceEdit(changes={doc.uri: [edit]})
-        shown = visible(beam.insert_text.strip())
-        if len(shown) > 60:
-            shown = shown[:59] + "…"
         actions.append(
             types.CodeAction(
-                title=f"Continue: {shown} (p={beam.joint:.2g})",
+                title=f"Continue: {label} (p={beam.joint:.2g})",
                 kind=CODE_ACTION_KIND,
                 edit=workspace_edit,
                 is_preferred=rank == 0,
             )
         )
     return actions
+
+
+def to_lsp_weave_result(result: WeaveResult) -> dict[str, Any]:
+    """``lloom.weave``'s answer: the result as JSON, each beam with its ``label``."""
+    data = result.to_dict()
+    for beam, label in zip(data["beams"], _labels_of(result)):
+        beam["label"] = label
+    return data

@@ -24,6 +24,7 @@ import pytest
 from lloom_lsp.backends import LlamaCppBackend
 from lloom_lsp.config import WeaveSettings, json_schema
 from lloom_lsp.engine import Beam, weave
+from lloom_lsp.server.labels import beam_labels
 
 #: Another Neovim build to test with, e.g. LLOOM_TEST_NVIM=/opt/nvim-0.11/bin/nvim.
 NVIM = os.environ.get("LLOOM_TEST_NVIM") or shutil.which("nvim")
@@ -193,8 +194,10 @@ R.last_weave = require('lloom').status().last_weave
     assert len(beams) > pick
     offered = result["offered"]
     assert len(offered) == len(beams)
-    for shown, beam in zip(offered, beams):
-        assert beam.insert_text.strip() in shown
+    # Each row is the beam's label (where it differs from the others), then its probability.
+    labels = beam_labels([beam.insert_text for beam in beams])
+    for shown, label in zip(offered, labels):
+        assert shown.startswith(label + " (p="), shown
         assert re.search(r"\(p=\d[\d.e+-]*\)$", shown), shown
     assert result["text"] == STORY + beams[pick - 1].insert_text
     # The cursor rests on the beam's last character, ready for the next weave.

@@ -9,6 +9,7 @@ from pytest_lsp import LanguageClient
 from lloom_lsp.backends import LlamaCppBackend
 from lloom_lsp.config import WeaveSettings
 from lloom_lsp.engine import weave
+from lloom_lsp.server.labels import beam_labels
 
 
 async def test_every_beam_is_an_item_in_rank_order(
@@ -32,11 +33,12 @@ async def test_every_beam_is_an_item_in_rank_order(
     assert len(expected.beams) > 3
     items = sorted(result.items, key=lambda i: i.sort_text or "")
     assert [i.text_edit.new_text for i in items] == [b.insert_text for b in expected.beams]
-    for item, beam in zip(items, expected.beams):
+    labels = beam_labels([b.insert_text for b in expected.beams])  # see test_labels.py
+    for item, beam, label in zip(items, expected.beams, labels):
         assert isinstance(item.text_edit, types.TextEdit)
         assert item.text_edit.range == types.Range(end_of(text), end_of(text))
         assert not item.text_edit.new_text.startswith(" ")  # the held space is not doubled
-        assert item.label == beam.insert_text.strip().split("\n")[0].strip()
+        assert item.label == label
         assert item.filter_text == item.text_edit.new_text
         assert item.detail == f"score {beam.score:.3f} · p={beam.joint:.2e}"
         assert isinstance(item.documentation, types.MarkupContent)

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { bar, escapeIcons, percent, toBeamItems, visible } from '../src/core/beamItems';
+import { bar, beamText, escapeIcons, percent, toBeamItems, visible } from '../src/core/beamItems';
 import type { WeaveBeam } from '../src/core/protocol';
 
 function beam(text: string, score: number, extra: Partial<WeaveBeam> = {}): WeaveBeam {
@@ -77,6 +77,34 @@ describe('toBeamItems', () => {
       beam('x', 1, { joint: 0.000012, tokens: [{ text: '\n', prob: 0.5, id: null }] }),
     ]);
     assert.equal(item.detail, 'p=1.2e-5  ·  \\n 50%');
+  });
+
+  it("shows the server's label, which tells beams with a shared start apart", () => {
+    const start = 'She had to climb the hundred and twelve ';
+    const items = toBeamItems([
+      beam(start + 'steps to the top.', 1, { label: '…twelve steps to the top.' }),
+      beam(start + 'stairs, counting.', 0.5, { label: '…twelve stairs, counting.' }),
+    ]);
+    assert.equal(items[0].label, '██████████ 1.00  …twelve steps to the top.');
+    assert.equal(items[1].label, '█████····· 0.50  …twelve stairs, counting.');
+    // Picking a row still inserts the whole beam.
+    assert.equal(items[1].beam.insertText, start + 'stairs, counting.');
+  });
+
+  it('falls back to the text to insert when the server sends no label (older servers)', () => {
+    const items = toBeamItems([
+      beam(' a\tking', 1, { insertText: 'a\tking' }),
+      beam(' a queen', 1, { label: undefined }),
+    ]);
+    assert.match(items[0].label, / {2}a⇥king$/);
+    assert.match(items[1].label, / {2} a queen$/);
+  });
+
+  it('keeps a label on one line and its $(…) literal', () => {
+    const [item] = toBeamItems([beam('x', 1, { label: '…costs $(x)\nmore' })]);
+    assert.match(item.label, / {2}…costs \\\$\(x\)⏎more$/);
+    assert.equal(beamText(beam('', 0)), '(end of text)');
+    assert.equal(beamText(beam('y', 0, { label: '…y' })), '…y');
   });
 
   it('survives an empty beam and all-zero scores', () => {

@@ -46,6 +46,17 @@ describe('parseWeaveResult', () => {
     assert.equal(result.stats.tokens, 0);
   });
 
+  it("reads each beam's label, and leaves it out where an older server sends none", () => {
+    const labelled = { ...sample.beams[0], label: '…there' };
+    const result = parseWeaveResult({ ...sample, beams: [labelled, sample.beams[0]] });
+    assert.equal(result.beams[0].label, '…there');
+    assert.equal('label' in result.beams[1], false);
+    for (const label of ['', 7, null]) {
+      const [parsed] = parseWeaveResult({ beams: [{ text: 'x', label }] }).beams;
+      assert.equal(parsed.label, undefined, `label ${String(label)}`);
+    }
+  });
+
   it('keeps the error of a weave the server could not run', () => {
     const result = parseWeaveResult({ beams: [], error: 'backend failed', version: 3 });
     assert.equal(result.error, 'backend failed');

@@ -13,7 +13,7 @@ from typing import Any
 from lsprotocol import types
 
 from ..app import LloomServer, command_progress_token
-from ..convert import from_lsp_story
+from ..convert import from_lsp_story, to_lsp_weave_result
 from ..weaving import speed_line
 
 
@@ -29,7 +29,11 @@ def register(server: LloomServer) -> None:
         result = await ls.weaver.weave(uri, story, settings, progress_token=token)
         if result is None:
             return {"beams": [], "error": "backend failed", "version": doc.version}
-        return {**result.to_dict(), "speedLine": speed_line(result), "version": doc.version}
+        return {
+            **to_lsp_weave_result(result),
+            "speedLine": speed_line(result),
+            "version": doc.version,
+        }
 
     @server.command("lloom.accept")
     async def accept(

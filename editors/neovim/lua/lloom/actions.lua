@@ -79,6 +79,8 @@ function M.weave()
     vim.ui.select(beams, {
       prompt = 'LLooM beams',
       kind = 'lloom.beam',
+      -- The title is "Continue: <label> (p=...)": the server's label already tells beams
+      -- that begin alike apart, so the picker shows it as it is.
       format_item = function(action)
         return (action.title:gsub('^Continue: ', ''))
       end,

@@ -50,6 +50,15 @@ export interface BeamItem {
 }
 
 /**
+ * What a row shows of a beam: the server's label, which tells beams with a long shared
+ * start apart ("…twelve steps to the top."), or, from a server too old to send one, the
+ * text to insert.  The label is the server's; the client never makes its own.
+ */
+export function beamText(beam: WeaveBeam): string {
+  return visible(beam.label ?? beam.insertText) || '(end of text)';
+}
+
+/**
  * One row per beam, in the server's order (best first).  The bar is each beam's score
  * relative to the best score, so the top row is always full.
  */
@@ -57,7 +66,7 @@ export function toBeamItems(beams: readonly WeaveBeam[], width = 10): BeamItem[]
   const best = beams.reduce((m, b) => Math.max(m, b.score), 0);
   return beams.map((beam) => {
     const fraction = best > 0 ? beam.score / best : 0;
-    const text = visible(beam.insertText) || '(end of text)';
+    const text = beamText(beam);
     return {
       label: `${bar(fraction, width)} ${beam.score.toFixed(2)}  ${escapeIcons(text)}`,
       detail: escapeIcons(

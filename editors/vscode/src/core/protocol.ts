@@ -25,6 +25,11 @@ export interface WeaveBeam {
   text: string;
   /** What to insert at the cursor: `text` with whitespace the document already has removed. */
   insertText: string;
+  /**
+   * A short one-line label that shows where this beam differs from the others of the
+   * weave ("…twelve steps to the top."), made by the server.  Absent from older servers.
+   */
+  label?: string;
   /** The rank value LLooM sorts by (sum of token probabilities by default). */
   score: number;
   /** Product of the token probabilities. */
@@ -80,9 +85,11 @@ function toBeam(raw: unknown, index: number): WeaveBeam {
   if (!isRecord(raw) || typeof raw.text !== 'string') {
     throw new ProtocolError(`lloom.weave: beam ${index} has no text`);
   }
+  const label = typeof raw.label === 'string' && raw.label !== '' ? { label: raw.label } : {};
   return {
     text: raw.text,
     insertText: str(raw.insertText, raw.text),
+    ...label,
     score: num(raw.score),
     joint: num(raw.joint),
     meanLogprob: num(raw.meanLogprob, Number.NEGATIVE_INFINITY),
