@@ -198,7 +198,13 @@ class WeaveService:
         show_progress: bool,
     ) -> WeaveResult | None:
         backend, limiter = self.backend(settings)
-        weave = Weave(backend, story, settings.weave, limiter=limiter)
+        weave = Weave(
+            backend,
+            story,
+            settings.weave,
+            concurrency=settings.backend.concurrency,
+            limiter=limiter,
+        )
         started = time.perf_counter()
         found = 0
         progress = Progress(self.server, progress_token, "Weaving", enabled=show_progress)
