@@ -25,8 +25,8 @@ __all__ = [
     "split_story",
 ]
 
-# Probability used for log() when a backend reports exactly zero.
-_TINY = 1e-45
+#: Probability used for log() when a backend reports exactly zero.
+TINY_PROB = 1e-45
 #: Length exponent of the ``norm`` rank.
 NORM_ALPHA = 0.7
 #: A beam repeats the story when at least this share of its word n-grams occur in it.
@@ -74,7 +74,7 @@ class Beam:
             return self.mean_logprob
         # "norm": the joint's log over length**0.7 (GNMT's length penalty, without its +5):
         # between joint, which favours the shortest beams, and mean, which ignores length.
-        return math.log(max(self.joint, _TINY)) / max(1, len(self.tokens)) ** NORM_ALPHA
+        return math.log(max(self.joint, TINY_PROB)) / max(1, len(self.tokens)) ** NORM_ALPHA
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -166,7 +166,7 @@ def make_beam(path: Sequence[Candidate], data: bytes, held: str, finish: str) ->
         if not c.is_end
     )
     probs = [c.prob for c in path]
-    logs = [math.log(max(p, _TINY)) for p in probs]
+    logs = [math.log(max(p, TINY_PROB)) for p in probs]
     return Beam(
         text=text,
         insert_text=heal_whitespace(held, text),
@@ -243,6 +243,6 @@ def _merge(group: list[Beam], rank: str) -> Beam:
     return attrs.evolve(
         best,
         joint=joint,
-        mean_logprob=math.log(max(joint, _TINY)) / n,
+        mean_logprob=math.log(max(joint, TINY_PROB)) / n,
         paths=sum(b.paths for b in group),
     )

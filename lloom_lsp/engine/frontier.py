@@ -55,6 +55,3 @@ class Frontier:
 
     def remove(self, beam: OpenBeam) -> None:
         self._beams.pop(beam, None)
-
-    def __contains__(self, beam: object) -> bool:
-        return beam in self._beams

@@ -30,7 +30,7 @@ import attrs
 
 from ..config import WeaveSettings
 from .batching import Batcher, BatchTokenSource
-from .beam import Beam, find_stop, make_beam, rank_beams, split_story
+from .beam import TINY_PROB, Beam, find_stop, make_beam, rank_beams, split_story
 from .bestfirst import BestFirstSearch
 from .chain import ChainRequest
 from .frontier import Frontier, OpenBeam
@@ -102,9 +102,6 @@ class WeaveResult:
             "tree": self.tree.to_dict(),
             "stats": self.stats.to_dict(),
         }
-
-
-_TINY = 1e-45  # log() of a probability a backend reports as exactly zero
 
 
 class Weave:
@@ -241,7 +238,7 @@ class Weave:
 
     def _child(self, beam: OpenBeam, cand: Candidate) -> tuple[OpenBeam, str | None]:
         node = beam.node.add(cand)
-        logp = beam.logp + math.log(max(cand.prob, _TINY))
+        logp = beam.logp + math.log(max(cand.prob, TINY_PROB))
         if cand.is_end:
             return OpenBeam(node, beam.data, beam.ids, logp), "eos"
         ids = (*beam.ids, cand.token_id) if cand.token_id is not None else beam.ids
