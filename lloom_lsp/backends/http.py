@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
+import stamina
 from httpx_sse import EventSource, ServerSentEvent, SSEError
 
 from .errors import (
@@ -19,6 +21,11 @@ from .errors import (
 )
 
 __all__ = ["HttpTransport", "translate_errors"]
+
+#: Seconds an idle connection is kept.  Below the servers' own keep-alive timeouts
+#: (llama-server's cpp-httplib closes after 5 s, which is also httpx's default), so that a
+#: request is rarely sent on a connection the server is just closing.
+KEEPALIVE_EXPIRY = 2.0
 
 
 @contextmanager
@@ -62,7 +69,9 @@ class HttpTransport:
         self.base_url = base_url.rstrip("/")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         limits = httpx.Limits(
-            max_connections=max(concurrency, 1) + 2, max_keepalive_connections=max(concurrency, 1)
+            max_connections=max(concurrency, 1) + 2,
+            max_keepalive_connections=max(concurrency, 1),
+            keepalive_expiry=KEEPALIVE_EXPIRY,
         )
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
@@ -70,35 +79,88 @@ class HttpTransport:
             limits=limits,
             transport=transport,
         )
+        # sends whose caller was cancelled before the answer's head came: see ``_send``
+        self._orphans: set[asyncio.Task[None]] = set()
 
     def url(self, path: str) -> str:
         return self.base_url + path
 
     async def get_json(self, path: str) -> Any:
-        url = self.url(path)
-        with translate_errors(url):
-            response = await self.client.get(url)
+        return await self._json(self.client.build_request("GET", self.url(path)))
+
+    async def post_json(self, path: str, body: Mapping[str, Any]) -> Any:
+        return await self._json(self.client.build_request("POST", self.url(path), json=body))
+
+    async def _json(self, request: httpx.Request) -> Any:
+        with translate_errors(str(request.url)):
+            response = await self._send(request)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
             response.raise_for_status()
             return response.json()
 
-    async def post_json(self, path: str, body: Mapping[str, Any]) -> Any:
-        url = self.url(path)
-        with translate_errors(url):
-            response = await self.client.post(url, json=body)
-            response.raise_for_status()
-            return response.json()
+    @asynccontextmanager
+    async def _stream(
+        self, path: str, body: Mapping[str, Any], accept: str | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        """The answer to a POST, its head read and its status checked, its body to stream;
+        closed (which stops a generation early) when the block is left."""
+        headers = {"Accept": accept} if accept else None
+        request = self.client.build_request("POST", self.url(path), json=body, headers=headers)
+        response = await self._send(request)
+        try:
+            if response.is_error:
+                await response.aread()
+                response.raise_for_status()
+            yield response
+        finally:
+            await response.aclose()
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` and read the answer's head; the body is left to stream.
+
+        - **Sent again, once, on a stale connection.**  A server that closes a kept-alive
+          connection instead of answering on it (``Server disconnected without sending a
+          response``) processed nothing, so the request is sent again on a new connection.
+        - **Never cancelled while its connection is set up.**  httpcore leaves a connection
+          cancelled in that window in its pool for good (encode/httpcore#1093), and streams on
+          llama-server take a new connection each, so the weave's cancelled chains filled the
+          pool and every later request waited for its pool timeout.  A cancelled caller
+          returns at once; the send goes on in the background and its answer is closed.
+        """
+        async for attempt in stamina.retry_context(
+            on=httpx.RemoteProtocolError, attempts=2, wait_initial=0.0, wait_jitter=0.0
+        ):
+            with attempt:
+                send = asyncio.ensure_future(self.client.send(request, stream=True))
+                try:
+                    return await asyncio.shield(send)
+                except asyncio.CancelledError:
+                    self._orphan(send)
+                    raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _orphan(self, send: asyncio.Future[httpx.Response]) -> None:
+        async def close_when_answered() -> None:
+            try:
+                response = await send
+            except Exception:
+                return  # it failed on its own: nobody is waiting for the error
+            await response.aclose()
+
+        task = asyncio.ensure_future(close_when_answered())
+        self._orphans.add(task)
+        task.add_done_callback(self._orphans.discard)
 
     @asynccontextmanager
     async def post_lines(
         self, path: str, body: Mapping[str, Any]
     ) -> AsyncIterator[AsyncIterator[str]]:
         """Stream the answer's lines (SSE or NDJSON), errors translated."""
-        url = self.url(path)
-        with translate_errors(url):
-            async with self.client.stream("POST", url, json=body) as response:
-                if response.is_error:
-                    await response.aread()
-                    response.raise_for_status()
+        with translate_errors(self.url(path)):
+            async with self._stream(path, body) as response:
                 yield response.aiter_lines()
 
     @asynccontextmanager
@@ -112,14 +174,14 @@ class HttpTransport:
         """
         url = self.url(path)
         with translate_errors(url):
-            async with self.client.stream("POST", url, json=body) as response:
-                if response.is_error:
-                    await response.aread()
-                    response.raise_for_status()
+            async with self._stream(path, body, accept="text/event-stream") as response:
                 try:
                     yield EventSource(response).aiter_sse()
                 except SSEError as exc:
                     raise BackendProtocolError(url, f"expected server-sent events ({exc})") from exc
 
     async def aclose(self) -> None:
+        for task in list(self._orphans):
+            task.cancel()
+        await asyncio.gather(*self._orphans, return_exceptions=True)
         await self.client.aclose()

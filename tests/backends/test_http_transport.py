@@ -1,0 +1,147 @@
+"""The HTTP plumbing under every backend, against a raw local TCP server that misbehaves in
+the two ways a real llama-server does: it closes a kept-alive connection it will not answer
+on, and its streams are cancelled by the weave at any moment, the connection set-up included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from lloom_lsp.backends import BackendUnavailable
+from lloom_lsp.backends.http import HttpTransport
+
+SSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+    b'data: {"content": "a"}\n\n'
+)
+
+
+def _json(body: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+
+
+Handler = Callable[[int, bytes, asyncio.StreamWriter], Awaitable[bool]]
+
+
+@contextlib.asynccontextmanager
+async def raw_server(handler: Handler) -> AsyncIterator[tuple[str, list[int]]]:
+    """A server that reads each request and lets ``handler`` answer; ``handler`` gets how
+    many requests came before on this connection and the request's head, and says whether
+    to keep the connection open.
+    Yields the URL and the per-connection request counts, in the order connections came."""
+    counts: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        index = len(counts)
+        counts.append(0)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
+                await reader.readexactly(length)
+                keep = await handler(counts[index], head, writer)
+                counts[index] += 1
+                if not keep:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass  # the client left, or the test is over
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", counts
+    finally:
+        server.close()
+
+
+async def test_a_kept_alive_connection_the_server_closed_unanswered_is_sent_again() -> None:
+    """llama-server (cpp-httplib) closes an idle kept-alive connection after 5 s, httpx keeps
+    one 5 s: a request sent as it closes gets 'Server disconnected without sending a response'.
+    Nothing was processed, so the transport sends it again, once, on a new connection."""
+
+    async def handler(before: int, head: bytes, w: asyncio.StreamWriter) -> bool:
+        if before >= 1:
+            return False  # the second request on a connection: closed, never answered
+        stream = b"text/event-stream" in head.lower()  # the Accept header httpx-sse sends
+        w.write(SSE if stream else _json(b'{"ok": true}'))
+        await w.drain()
+        return not stream
+
+    async with raw_server(handler) as (url, counts):
+        http = HttpTransport(url, timeout=5.0, concurrency=1)
+        try:
+            assert await http.get_json("/props") == {"ok": True}
+            assert await http.post_json("/completion", {"prompt": "x"}) == {"ok": True}
+            async with http.post_sse("/completion", {"prompt": "x"}) as events:
+                assert [e.data async for e in events] == ['{"content": "a"}']
+        finally:
+            await http.aclose()
+    # each later request: one unanswered try on the kept connection, then a new connection
+    assert counts == [2, 2, 1]
+
+
+async def test_a_server_that_never_answers_is_one_clear_error_naming_the_url() -> None:
+    async def handler(before: int, head: bytes, w: asyncio.StreamWriter) -> bool:
+        return False
+
+    async with raw_server(handler) as (url, counts):
+        http = HttpTransport(url, timeout=5.0, concurrency=1)
+        try:
+            with pytest.raises(BackendUnavailable) as caught:
+                await http.post_json("/completion", {"prompt": "x"})
+        finally:
+            await http.aclose()
+    assert f"{url}/completion" in str(caught.value)
+    assert "disconnected" in str(caught.value)
+    assert counts == [1, 1]  # sent twice, then reported: a bounded retry
+
+
+async def test_streams_cancelled_at_any_moment_leave_the_pool_usable() -> None:
+    """The weave cancels chains all the time, also while their connection is being set up.
+    httpcore then leaves the connection in its pool for good (encode/httpcore#1093); each
+    stream on llama-server gets a new connection, so the pool filled up and every later
+    request waited for its pool timeout. Cancelled anywhere, the pool must stay usable."""
+
+    async def handler(before: int, head: bytes, w: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(0.01)
+        w.write(SSE)
+        await w.drain()
+        return False
+
+    async with raw_server(handler) as (url, _):
+        http = HttpTransport(url, timeout=2.0, concurrency=1)  # a pool of 3 connections
+
+        async def read() -> None:
+            async with http.post_sse("/completion", {"prompt": "x"}) as events:
+                async for _ in events:
+                    pass
+
+        try:
+            for yields in range(16):  # cancelled after 0..15 turns of the event loop
+                for _ in range(3):
+                    tasks = [asyncio.create_task(read()) for _ in range(3)]
+                    for _ in range(yields):
+                        await asyncio.sleep(0)
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.wait_for(read(), 5.0)  # no PoolTimeout
+        finally:
+            await http.aclose()
