@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import stamina
@@ -21,6 +21,8 @@ from .errors import (
 )
 
 __all__ = ["HttpTransport", "translate_errors"]
+
+T = TypeVar("T")
 
 #: Seconds an idle connection is kept.  Below the servers' own keep-alive timeouts
 #: (llama-server's cpp-httplib closes after 5 s, which is also httpx's default), so that a
@@ -79,8 +81,8 @@ class HttpTransport:
             limits=limits,
             transport=transport,
         )
-        # sends whose caller was cancelled before the answer's head came: see ``_send``
-        self._orphans: set[asyncio.Task[None]] = set()
+        # sends and closes that go on after their caller was cancelled: see _send, _close
+        self._orphans: set[asyncio.Future[Any]] = set()
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -91,32 +93,97 @@ class HttpTransport:
     async def post_json(self, path: str, body: Mapping[str, Any]) -> Any:
         return await self._json(self.client.build_request("POST", self.url(path), json=body))
 
+    # -- cancellation ------------------------------------------------------------------
+    #
+    # The weave cancels requests all the time, and httpcore 1.0 does not survive every
+    # cancellation: one delivered while a connection is being set up leaves the connection
+    # in the pool for good (encode/httpcore#1093), and one delivered while httpcore cleans up
+    # after an interrupted read (its shield is anyio's, which asyncio's Task.cancel() goes
+    # through; encode/httpx#3782) leaves it busy for good.  Measured with the search
+    # benchmark, 3-5% of weaves left a busy connection behind, and a language server runs
+    # all day on one pool of concurrency + 2 connections: once they are all stuck, every
+    # request waits out its pool timeout.  So every exchange runs in a task of its own that
+    # this transport cancels at most once, and a caller cancelled any number of times
+    # returns at once while that task finishes in the background (``_orphans``).
+
+    def _keep(self, task: asyncio.Future[Any]) -> None:
+        """Hold on to a background task until it is done (and retrieve its outcome)."""
+        self._orphans.add(task)
+        task.add_done_callback(self._orphans.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
     async def _json(self, request: httpx.Request) -> Any:
-        with translate_errors(str(request.url)):
+        async def fetch() -> httpx.Response:
             response = await self._send(request)
             try:
                 await response.aread()
             finally:
                 await response.aclose()
+            return response
+
+        with translate_errors(str(request.url)):
+            task = asyncio.ensure_future(fetch())
+            try:
+                response = await asyncio.shield(task)
+            except asyncio.CancelledError:
+                task.cancel()  # once: the connection closes, the server stops
+                self._keep(task)
+                raise
             response.raise_for_status()
             return response.json()
 
     @asynccontextmanager
     async def _stream(
-        self, path: str, body: Mapping[str, Any], accept: str | None = None
-    ) -> AsyncIterator[httpx.Response]:
-        """The answer to a POST, its head read and its status checked, its body to stream;
-        closed (which stops a generation early) when the block is left."""
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        items: Callable[[httpx.Response], AsyncIterator[T]],
+        accept: str | None = None,
+    ) -> AsyncIterator[AsyncIterator[T]]:
+        """The answer to a POST, its status checked, its body as ``items(response)``; closed
+        (which stops a generation early) when the block is left.  The body is read by a
+        task of its own (see above), whose items the caller takes from a queue."""
         headers = {"Accept": accept} if accept else None
         request = self.client.build_request("POST", self.url(path), json=body, headers=headers)
         response = await self._send(request)
-        try:
-            if response.is_error:
-                await response.aread()
-                response.raise_for_status()
-            yield response
-        finally:
+        queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
+
+        async def pump() -> None:
+            try:
+                if response.is_error:
+                    await response.aread()
+                    response.raise_for_status()
+                async for item in items(response):
+                    queue.put_nowait((True, item))
+                queue.put_nowait((False, None))
+            except asyncio.CancelledError:
+                queue.put_nowait((False, httpx.StreamClosed()))  # closed under a reader
+                raise
+            except Exception as exc:
+                queue.put_nowait((False, exc))
+
+        async def taken() -> AsyncIterator[T]:
+            while True:
+                more, item = await queue.get()
+                if more:
+                    yield item
+                elif item is None:
+                    return
+                else:
+                    raise item
+
+        async def finish() -> None:
+            reader.cancel()  # once; a no-op once it is done
+            await asyncio.gather(reader, return_exceptions=True)
             await response.aclose()
+
+        reader = asyncio.ensure_future(pump())
+        try:
+            yield taken()
+        finally:
+            done = asyncio.ensure_future(finish())
+            self._keep(done)
+            await asyncio.shield(done)
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` and read the answer's head; the body is left to stream.
@@ -138,21 +205,9 @@ class HttpTransport:
                 try:
                     return await asyncio.shield(send)
                 except asyncio.CancelledError:
-                    self._orphan(send)
+                    self._keep(asyncio.ensure_future(_close_when_answered(send)))
                     raise
         raise AssertionError("unreachable: the last attempt returns or raises")
-
-    def _orphan(self, send: asyncio.Future[httpx.Response]) -> None:
-        async def close_when_answered() -> None:
-            try:
-                response = await send
-            except Exception:
-                return  # it failed on its own: nobody is waiting for the error
-            await response.aclose()
-
-        task = asyncio.ensure_future(close_when_answered())
-        self._orphans.add(task)
-        task.add_done_callback(self._orphans.discard)
 
     @asynccontextmanager
     async def post_lines(
@@ -160,8 +215,8 @@ class HttpTransport:
     ) -> AsyncIterator[AsyncIterator[str]]:
         """Stream the answer's lines (SSE or NDJSON), errors translated."""
         with translate_errors(self.url(path)):
-            async with self._stream(path, body) as response:
-                yield response.aiter_lines()
+            async with self._stream(path, body, httpx.Response.aiter_lines) as lines:
+                yield lines
 
     @asynccontextmanager
     async def post_sse(
@@ -174,9 +229,9 @@ class HttpTransport:
         """
         url = self.url(path)
         with translate_errors(url):
-            async with self._stream(path, body, accept="text/event-stream") as response:
+            async with self._stream(path, body, _sse, accept="text/event-stream") as events:
                 try:
-                    yield EventSource(response).aiter_sse()
+                    yield events
                 except SSEError as exc:
                     raise BackendProtocolError(url, f"expected server-sent events ({exc})") from exc
 
@@ -185,3 +240,16 @@ class HttpTransport:
             task.cancel()
         await asyncio.gather(*self._orphans, return_exceptions=True)
         await self.client.aclose()
+
+
+def _sse(response: httpx.Response) -> AsyncIterator[ServerSentEvent]:
+    return EventSource(response).aiter_sse()
+
+
+async def _close_when_answered(send: asyncio.Future[httpx.Response]) -> None:
+    """A send whose caller left: close its answer once it comes."""
+    try:
+        response = await send
+    except Exception:
+        return  # it failed on its own: nobody is waiting for the error
+    await response.aclose()

@@ -145,3 +145,45 @@ async def test_streams_cancelled_at_any_moment_leave_the_pool_usable() -> None:
             await asyncio.wait_for(read(), 5.0)  # no PoolTimeout
         finally:
             await http.aclose()
+
+
+async def test_streams_cancelled_again_while_closing_leave_the_pool_usable() -> None:
+    """A chain's task is cancelled mid-stream, and again while httpcore cleans up after the
+    interrupted read (the weave ends while its chains close).  httpcore's shield is anyio's,
+    which asyncio's second cancel goes through: the connection stayed busy for good."""
+
+    async def handler(before: int, head: bytes, w: asyncio.StreamWriter) -> bool:
+        w.write(SSE)
+        for _ in range(200):
+            w.write(b'data: {"content": "a"}\n\n')
+            await w.drain()
+            await asyncio.sleep(0.002)
+        return False
+
+    async with raw_server(handler) as (url, _):
+        http = HttpTransport(url, timeout=2.0, concurrency=1)  # a pool of 3 connections
+
+        async def read() -> None:
+            async with http.post_sse("/completion", {"prompt": "x"}) as events:
+                async for _ in events:
+                    pass
+
+        try:
+            for turns in range(1, 6):
+                tasks = [asyncio.create_task(read()) for _ in range(3)]
+                await asyncio.sleep(0.02)  # streaming now
+                for task in tasks:
+                    task.cancel()
+                for _ in range(turns):
+                    await asyncio.sleep(0)
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            events = []
+            async with http.post_sse("/completion", {"prompt": "x"}) as stream:
+                async for event in stream:
+                    events.append(event)
+                    break
+            assert events  # no PoolTimeout
+        finally:
+            await http.aclose()
