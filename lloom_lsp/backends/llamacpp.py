@@ -151,9 +151,11 @@ class LlamaCppBackend:
 def completion_body(
     prompt: Prompt, max_tokens: int, top_n: int, *, stream: bool, slot: int | None = None
 ) -> dict[str, Any]:
-    """A greedy ``/completion`` request that continues the beam by its token ids."""
+    """A greedy ``/completion`` request that continues the beam by its token ids.  A server
+    that gives no ids (llama-server before December 2024) gets the beam as text: its bytes
+    are all there is to continue from."""
     body: dict[str, Any] = {
-        "prompt": [prompt.text, *prompt.token_ids] if prompt.token_ids else prompt.text,
+        "prompt": [prompt.text, *prompt.token_ids] if prompt.token_ids else prompt.as_text(),
         "n_predict": max_tokens,
         "n_probs": top_n,
         "temperature": 0,

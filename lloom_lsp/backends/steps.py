@@ -42,10 +42,20 @@ def parse_step(entry: Mapping[str, Any]) -> Step:
 
 
 def _candidate(obj: Mapping[str, Any], prob: float) -> Candidate:
+    """One token.  ``bytes`` present and empty is an end of sequence (or another control
+    token, which adds no text either): llama-server writes ``<eos>`` among the alternatives as
+    ``{"token": "", "bytes": []}``, and taking it must end the beam, not continue past it.
+    A ``token`` of ``""`` without ``bytes`` is not one: that is a cut-back partial character."""
     raw = obj.get("bytes")
-    data = bytes(raw) if isinstance(raw, Sequence) else str(obj.get("token", "")).encode()
     token_id = obj.get("id")
-    return Candidate(int(token_id) if token_id is not None else None, data, prob)
+    tid = int(token_id) if token_id is not None else None
+    if isinstance(raw, Sequence):
+        data = bytes(raw)
+        if not data:
+            return Candidate(tid, b"", prob, is_end=True)
+    else:
+        data = str(obj.get("token", "")).encode()
+    return Candidate(tid, data, prob)
 
 
 def _old_token_bytes(tok_str: str) -> bytes:

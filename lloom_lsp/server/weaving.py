@@ -225,6 +225,12 @@ class WeaveService:
                 else:
                     self._report_backend_error(exc, settings.backend)
                 return None
+            except Exception as exc:  # a bug, ours or an answer nobody foresaw: one message
+                progress.end_message = "weave failed"
+                log.exception("weave failed on %s", settings.backend.url)
+                if not running.quiet:
+                    self._report_failure(exc, settings.backend)
+                return None
             progress.end_message = speed_line(result)
         self._error_shown = None
         log.info("%s (%d requests)", speed_line(result), result.stats.requests)
@@ -310,6 +316,21 @@ class WeaveService:
             log.warning("prefetch failed: %r", exc, exc_info=exc)
         elif (result := task.result()) is not None:
             log.info("prefetched %d suggestions for %s", len(result.beams), uri)
+
+    def _report_failure(self, exc: Exception, settings: BackendSettings) -> None:
+        """An unexpected exception: the user gets one message naming the backend and the
+        cause, the log gets the traceback."""
+        cause = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        message = (
+            f"LLooM: the weave against {settings.url} failed: {cause}. This is a bug in "
+            "lloom-lsp or an answer it does not understand; the server log has the details."
+        )
+        signature = f"{settings.url}|{type(exc).__name__}"
+        if signature != self._error_shown:
+            self._error_shown = signature
+            self.server.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Error, message=message)
+            )
 
     def _report_backend_error(self, exc: BackendError, settings: BackendSettings) -> None:
         log.error("backend failure: %s", exc)

@@ -320,3 +320,46 @@ def test_public_names_are_exported_and_sorted() -> None:
         "create_backend",
     ):
         assert name in backends.__all__
+
+
+def _native_entry(token: str, tid: int, lp: float, alts: list[tuple[str, int, float]]) -> Any:
+    def one(t: str, i: int, p: float) -> dict[str, Any]:
+        return {"id": i, "token": t, "bytes": list(t.encode()), "logprob": p}
+
+    return {**one(token, tid, lp), "top_logprobs": [one(t, i, p) for t, i, p in alts]}
+
+
+async def test_an_end_of_sequence_among_the_alternatives_ends_that_beam() -> None:
+    """llama-server writes <eos> among the alternatives as {"token": "", "bytes": []}.  A
+    beam that takes it ends there ("eos"), with no text added and no request to go on."""
+    from lloom_lsp.config import WeaveSettings
+    from lloom_lsp.engine import weave
+
+    # " a" (0.6) is chosen, <eos> (511) the alternative at 0.4; after " a": " b" then " c".
+    first = _native_entry(" a", 260, -0.51, [(" a", 260, -0.51), ("", 511, -0.92)])
+    rest = [
+        _native_entry(t, i, -0.01, [(t, i, -0.01), (" z", 99, -5.0)])
+        for t, i in ((" b", 261), (" c", 262))
+    ]
+    asked: list[Any] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        asked.append(body["prompt"])
+        entries = [first, *rest] if body["prompt"] == "Once upon" else rest
+        events = "".join(
+            f"data: {json.dumps({'content': e['token'], 'tokens': [e['id']], 'stop': False, 'completion_probabilities': [e]})}\n\n"  # noqa: E501
+            for e in entries[: body["n_predict"]]
+        )
+        events += f"data: {json.dumps({'content': '', 'stop': True, 'stop_type': 'limit'})}\n\n"
+        return httpx.Response(200, content=events, headers={"content-type": "text/event-stream"})
+
+    backend = LlamaCppBackend("http://test", transport=httpx.MockTransport(handler))
+    settings = WeaveSettings(strategy="chain", auto_stop=False, max_depth=3, cutoff=0.3)
+    try:
+        result = await weave(backend, "Once upon", settings)
+    finally:
+        await backend.aclose()
+    finishes = {b.text: b.finish for b in result.beams}
+    assert finishes == {" a b c": "depth", "": "eos"} or finishes == {" a b c": "depth"}
+    assert [p for p in asked if p != "Once upon"] == []  # nothing continued past the end

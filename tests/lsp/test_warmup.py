@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import URI, end_of, lloom_options, open_doc, start
+from conftest import EXACT_WEAVE, URI, end_of, lloom_options, open_doc, start
 from lsprotocol import types
 from pygls.workspace import PositionCodec, TextDocument
 from pytest_lsp import LanguageClient
@@ -86,7 +86,7 @@ def logged(client: LanguageClient, text: str) -> list[str]:
 
 
 def options(url: str, **warmup: Any) -> dict[str, Any]:
-    out = lloom_options(url, cutoff=0.2)
+    out = lloom_options(url, **EXACT_WEAVE)
     out["lloom"]["warmup"] = warmup
     return out
 
@@ -496,3 +496,21 @@ async def test_a_failing_prefetch_is_quiet_until_someone_waits_for_it() -> None:
     backend.gate.set()
     assert await asked is None
     assert len(server.shown) == 1 and "nothing answers" in server.shown[0]
+
+
+class _BuggyBackend(_Backend):
+    async def continue_prompt(self, prompt: Any, max_tokens: int, top_n: int) -> Any:
+        raise IndexError("list index out of range")
+
+
+async def test_an_unexpected_exception_is_one_message_not_an_internal_error() -> None:
+    """Only BackendError used to be caught: anything else reached the client as an internal
+    error without a message.  Now the request gets an empty answer and the user one message
+    naming the backend and the cause, however often it happens."""
+    service, server = _service(_BuggyBackend())
+    settings = parse_settings({"weave": {"strategy": "token"}, "warmup": {"enabled": False}})
+    for story in ("Once upon", "Once upon a"):
+        assert await service.weave(URI, story, settings, show_progress=False) is None
+    assert len(server.shown) == 1
+    (message,) = server.shown
+    assert "http://127.0.0.1:8080" in message and "IndexError: list index out of range" in message

@@ -127,10 +127,13 @@ async def test_beams_continue_by_token_ids() -> None:
     try:
         await backend.continue_prompt(Prompt("Once", (11, 12), b" upon a"), 3, 10)
         await backend.continue_prompt(Prompt("Once"), 1, 5)
+        # the pre-2024 format gives no ids: the beam's bytes are all there is to go on from
+        await backend.continue_prompt(Prompt("Once", (), b" upon a"), 1, 5)
     finally:
         await backend.aclose()
     assert sent[0]["prompt"] == ["Once", 11, 12]
     assert sent[1]["prompt"] == "Once"
+    assert sent[2]["prompt"] == "Once upon a"
     for body in sent:
         assert body["temperature"] == 0 and body["cache_prompt"] is True
     assert (sent[0]["n_predict"], sent[0]["n_probs"]) == (3, 10)
