@@ -122,8 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The server's own flags, which clients pass without the ``serve`` command
+#: (``lloom-lsp --stdio`` is how many LSP clients start a server).
+SERVE_FLAGS = ("--stdio", "--tcp", "--log-level")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].split("=", 1)[0] in SERVE_FLAGS:
+        argv.insert(0, "serve")
     args = parser.parse_args(argv)
     command = args.command or "serve"
     if command == "serve":

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import attrs
 
-from .backends import BackendError, create_backend
+from .backends import BackendAuthError, BackendError, BackendUnavailable, create_backend
 from .config import Settings
 from .engine import Weave
 from .terminal import format_result
@@ -22,13 +22,24 @@ def _fail(message: str) -> int:
     return 1
 
 
+def _hint(exc: BackendError, settings: Settings) -> str:
+    """What to do about ``exc``: only a server that cannot be reached needs one running."""
+    if isinstance(exc, BackendAuthError):
+        var = settings.backend.api_key_env
+        now = f"; it is {var}" if var else ""
+        return f" (set --api-key-env to the variable that holds the key{now})"
+    if isinstance(exc, BackendUnavailable) and "cannot connect" in exc.cause:
+        return " (is the server running? set --url)"
+    return ""
+
+
 async def weave_command(story: str, settings: Settings, as_json: bool) -> int:
     backend = create_backend(settings.backend)
     try:
         weave = Weave(backend, story, settings.weave, concurrency=settings.backend.concurrency)
         result = await weave.run()
     except BackendError as exc:
-        return _fail(f"{exc} (is llama-server running? set --url)")
+        return _fail(f"{exc}{_hint(exc, settings)}")
     finally:
         await backend.aclose()
     if as_json:

@@ -21,8 +21,13 @@ def test_weave_prints_bars_scores_and_the_speed_line(llama_server_url: str) -> N
     assert len(beams) > 3
     row = re.compile(r" *\d+\. [█▏▎▍▌▋▊▉·]{10} +\d+\.\d{3}  p=\d\.\d\de-\d\d  .+")
     assert all(row.fullmatch(line) for line in beams), beams
-    scores = [float(line.split()[2]) for line in beams]
-    assert scores == sorted(scores, reverse=True)
+    # rank order: finished beams by score, then those that repeat the story, then those the
+    # best-first budget cut short, each marked
+    groups = [(line.endswith("[cut]"), "[repeats the story]" in line) for line in beams]
+    assert groups == sorted(groups)
+    for group in set(groups):
+        scores = [float(b.split()[2]) for b, g in zip(beams, groups) if g == group]
+        assert scores == sorted(scores, reverse=True)
     assert re.fullmatch(
         rf"{len(beams)} suggestions in \d+\.\d\d s @ \d+\.\d tokens/s, \d+ requests", speed
     )
@@ -40,7 +45,17 @@ def test_weave_json_and_strategy_flags(llama_server_url: str) -> None:
         "--max-depth",
         "4",
     )
-    chain = run("weave", "The old man", "--url", llama_server_url, "--json", "--max-depth", "4")
+    chain = run(
+        "weave",
+        "The old man",
+        "--url",
+        llama_server_url,
+        "--strategy",
+        "chain",
+        "--json",
+        "--max-depth",
+        "4",
+    )
     a, b = json.loads(token.stdout), json.loads(chain.stdout)
     assert [x["text"] for x in a["beams"]] == [x["text"] for x in b["beams"]]
     assert all(len(x["tokens"]) <= 4 for x in a["beams"])
@@ -69,3 +84,60 @@ def test_schema_is_json_schema_with_every_setting() -> None:
         "inline",
         "warmup",
     }
+
+
+def _frame(message: dict) -> bytes:
+    body = json.dumps(message).encode()
+    return f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+def test_the_server_starts_with_the_flags_clients_pass() -> None:
+    """``lloom-lsp --stdio`` (what many clients run) exited with status 2: --stdio was only
+    known to ``serve``."""
+    session = b"".join(
+        _frame(m)
+        for m in (
+            {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}},
+            {"jsonrpc": "2.0", "id": 2, "method": "shutdown"},
+            {"jsonrpc": "2.0", "method": "exit"},
+        )
+    )
+    for flags in (["--stdio"], ["--log-level=INFO", "--stdio"], ["serve", "--stdio"]):
+        done = subprocess.run([*CLI, *flags], input=session, capture_output=True, timeout=60)
+        assert done.returncode == 0, (flags, done.stderr[-500:])
+        assert b'"capabilities"' in done.stdout, flags
+
+
+def test_an_auth_error_is_not_told_to_start_a_server() -> None:
+    """Every backend error used to end with "is llama-server running?", a 401 included."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Refuse(BaseHTTPRequestHandler):
+        def _refuse(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b'{"error": "invalid api key"}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _refuse
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        done = run("weave", "x", "--url", url, "--backend", "llamacpp")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode != 0
+    (line,) = done.stderr.strip().splitlines()
+    assert url in line and "401" in line and "--api-key-env" in line
+    assert "running" not in line

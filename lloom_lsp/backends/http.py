@@ -39,6 +39,14 @@ def translate_errors(url: str) -> Iterator[None]:
         raise
     except httpx.ConnectError as exc:
         raise BackendUnavailable(url, f"cannot connect ({_reason(exc)})") from exc
+    except httpx.PoolTimeout as exc:
+        # our own connection limit, not the server: nothing was sent
+        raise BackendError(
+            url,
+            "no free connection in lloom-lsp's own pool (concurrency + 2) within the timeout; "
+            "the server was not asked (lower lloom.backend.concurrency or raise "
+            "lloom.backend.timeoutSeconds)",
+        ) from exc
     except httpx.TimeoutException as exc:
         raise BackendUnavailable(url, f"timed out ({type(exc).__name__})") from exc
     except httpx.HTTPStatusError as exc:

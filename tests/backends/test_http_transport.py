@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import httpx
 import pytest
 
 from lloom_lsp.backends import BackendUnavailable
@@ -187,3 +188,13 @@ async def test_streams_cancelled_again_while_closing_leave_the_pool_usable() -> 
             assert events  # no PoolTimeout
         finally:
             await http.aclose()
+
+
+def test_our_own_pool_timeout_is_not_called_the_backend_being_down() -> None:
+    from lloom_lsp.backends import BackendError
+    from lloom_lsp.backends.http import translate_errors
+
+    with pytest.raises(BackendError) as caught, translate_errors("http://x/completion"):
+        raise httpx.PoolTimeout("no connection available")
+    assert not isinstance(caught.value, BackendUnavailable)
+    assert "own pool" in str(caught.value) and "lloom.backend.concurrency" in str(caught.value)
