@@ -23,8 +23,8 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, TypeVar
 
 import attrs
 
@@ -46,6 +46,8 @@ from .source import (
 from .tree import ThreadTree
 
 __all__ = ["Frontier", "Weave", "WeaveResult", "WeaveStats", "weave"]
+
+T = TypeVar("T")
 
 
 @attrs.define
@@ -300,7 +302,7 @@ class Weave:
     async def _run_token(self, root: OpenBeam) -> None:
         level = [root]
         while level:
-            answers = await asyncio.gather(*(self._ask(beam, 1) for beam in level))
+            answers = await _all_or_none([self._ask(beam, 1) for beam in level])
             next_level: list[OpenBeam] = []
             for beam, cont in zip(level, answers):
                 if not cont.steps:
@@ -311,9 +313,11 @@ class Weave:
                         self._finish(child, end)
                     else:
                         next_level.append(child)
-            if next_level and self._limit_reached():
-                self._finish_frontier()
-                next_level = []
+                # checked after every beam, not once per level: the beams of this level
+                # not taken yet are pending, and finish where they stand
+                if self._limit_reached():
+                    self._finish_frontier()
+                    return
             level = next_level
 
     # -- chain: one streamed request per beam -------------------------------------------
@@ -373,6 +377,23 @@ class Weave:
     def batched(self) -> bool:
         # Known only once an auto-detecting backend has probed: ask each time.
         return self._batcher is not None and self._batcher.source.max_batch > 1
+
+
+async def _all_or_none(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Every result in order; when one raises, the others are cancelled (and awaited)
+    before the error goes on, so no request is left running (``asyncio.gather`` leaves
+    them)."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                task.result()  # raises it
+        return [task.result() for task in tasks]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _same(a: Candidate, b: Candidate) -> bool:

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 
 import attrs
 import pytest
 from scripted import BatchingSource, ScriptedSource, fixed
 
+from lloom_lsp.backends import BackendUnavailable
 from lloom_lsp.config import WeaveSettings
-from lloom_lsp.engine import Weave, WeaveResult, weave
+from lloom_lsp.engine import Prompt, Weave, WeaveResult, weave
 
 WORDS = {1: b" red", 2: b" blue", 3: b" green", 4: b" grey", 5: b" gold", 6: b",", 7: b"."}
 
 
 def settings(**kw: object) -> WeaveSettings:
-    return attrs.evolve(WeaveSettings(), **kw)  # type: ignore[arg-type]
+    """The defaults under LLooM's rules (``chain``; the default ``best`` prunes nothing)."""
+    return attrs.evolve(WeaveSettings(strategy="chain"), **kw)  # type: ignore[arg-type]
 
 
 def texts(result: WeaveResult) -> set[str]:
@@ -94,9 +97,12 @@ async def test_max_suggestions_finishes_pending_beams_where_they_stand() -> None
     result = await weave(
         source, "A", settings(auto_stop=False, max_depth=6, max_suggestions=5, strategy="token")
     )
-    # depth 1: 2 beams, depth 2: 4, depth 3: 8 >= 5, so all 8 finish at 3 tokens
-    assert len(result.beams) == 8
-    assert {len(b.tokens) for b in result.beams} == {3}
+    # depth 1: 2 beams; depth 2: 4; at depth 3 the first beam's two children make 5 open
+    # beams, which is the limit: they and the three beams not yet grown finish where they
+    # stand.  (Checked once per level, all 8 beams grew a token first; on the real model,
+    # maxSuggestions 25 gave 42 and 43.)
+    assert len(result.beams) == 5
+    assert sorted(len(b.tokens) for b in result.beams) == [2, 2, 2, 3, 3]
     assert {b.finish for b in result.beams} == {"limit"}
 
 
@@ -181,7 +187,7 @@ def _random_table(seed: int) -> ScriptedSource:
         {"cutoff": 0.2},  # LLooM's original default
         {"cutoff": 0.1, "max_depth": 6},
         {"auto_stop": False, "max_depth": 5, "split_limit": 0, "cutoff": 0.15},
-        {"multiplier": 0.8, "max_depth": 7},
+        {"multiplier": 0.8, "max_depth": 6},  # at 7, up to 3**7 beams: the limit binds
     ],
 )
 async def test_chain_equals_token_with_fewer_requests(seed: int, kw: dict) -> None:
@@ -250,3 +256,27 @@ async def test_batching_sends_several_beams_per_request_with_the_same_result(
     assert max(batching.batches) > 1
     assert max(batching.batches) <= 4
     assert many.stats.requests == len(batching.batches) < one.stats.requests
+
+
+class _OneFails(ScriptedSource):
+    """The request for the beam " blue" fails at once; every other one takes a while."""
+
+    async def continue_prompt(self, prompt: Prompt, max_tokens: int, top_n: int) -> Any:
+        if prompt.token_ids == (2,):
+            raise BackendUnavailable("http://scripted", "the server went away")
+        return await super().continue_prompt(prompt, max_tokens, top_n)
+
+
+async def test_a_failed_request_cancels_its_siblings_in_the_token_strategy() -> None:
+    """``asyncio.gather`` re-raised the failure but left the level's other requests running."""
+    source = _OneFails(WORDS, fixed([(1, 0.5), (2, 0.5)]), delay=5)
+    source.delay = 0  # the root answers at once
+    task = asyncio.ensure_future(
+        weave(source, "A", settings(strategy="token", auto_stop=False, max_depth=3))
+    )
+    while not source.requests:
+        await asyncio.sleep(0)
+    source.delay = 5  # the level after it: " red" waits, " blue" fails
+    with pytest.raises(BackendUnavailable):
+        await asyncio.wait_for(task, 2)
+    assert source.in_flight == 0 and source.cancelled == 1
