@@ -22,11 +22,12 @@ The script builds (or finds) both models, starts one llama-server per model itse
 * added round trip: 0 ms, and 20 ms through a local proxy (a process of its own) that holds
   every chunk 10 ms in each direction (streams stay streams; a new connection's first chunk
   waits a round trip more, as a TCP handshake would);
-* strategies: the seed's ``token`` search at concurrency 1 (the seed's default) and 4, the
-  default ``chain`` at concurrency 4, and the floor: one plain greedy ``/completion`` of
-  maxDepth (12) tokens of the same prompt, which no weave can beat.
+* strategies: the seed's ``token`` search at concurrency 1 (the seed's default) and 4,
+  ``chain`` and the default ``best`` at concurrency 4, and the floor: one plain greedy
+  ``/completion`` of maxDepth (12) tokens of the same prompt, which no weave can beat.
 
-Weave settings: the defaults (cutoff 0.1, maxSuggestions 25, maxDepth 12, autoStop on).
+Weave settings: the defaults (cutoff 0.1, maxSuggestions 25, maxDepth 12, autoStop on; ``best``
+prunes nothing and spends at most maxSuggestions requests).
 Each measurement runs ``--repeat`` times (default: 1 cold, 3 warm); tables give medians.
 
 Reading the main table: ``wall`` is the whole weave and ``first`` the time to its first
@@ -90,7 +91,12 @@ STORIES = {
     name: (HERE / f"stories/lighthouse_{name}.txt").read_text() for name in ("short", "long")
 }
 SETTINGS = WeaveSettings(strategy="chain", cutoff=0.1, max_suggestions=25, max_depth=12)
-STRATEGIES = {"token c1": ("token", 1), "token c4": ("token", 4), "chain c4": ("chain", 4)}
+STRATEGIES = {
+    "token c1": ("token", 1),
+    "token c4": ("token", 4),
+    "chain c4": ("chain", 4),
+    "best c4": ("best", 4),
+}
 RTTS = (0, 20)
 #: The bigram model's slots are capped at its training context, 4,096 tokens, and its
 #: 512-token vocabulary spends about 2 characters a token: its long story is the last 7,000.
@@ -312,6 +318,8 @@ def targets(rows: list[dict[str, Any]], lsp: dict[str, Any] | None) -> list[list
         ["long warm: chain first beam / warm floor", real("long", "warm", "chain c4", "first"), real("long", "warm", "floor"), 1.5],  # noqa: E501
         ["short cold: chain wall / token c1 wall", real("short", "cold", "chain c4"), real("short", "cold", "token c1"), 1 / 3],  # noqa: E501
         ["short warm: chain wall / token c1 wall", real("short", "warm", "chain c4"), real("short", "warm", "token c1"), 1 / 3],  # noqa: E501
+        ["long warm: best wall / warm floor", real("long", "warm", "best c4"), real("long", "warm", "floor"), 3],  # noqa: E501
+        ["long warm: best first beam / warm floor", real("long", "warm", "best c4", "first"), real("long", "warm", "floor"), 1.5],  # noqa: E501
     ]  # fmt: skip
     if lsp is not None:
         out.append(

@@ -100,18 +100,20 @@ class WeaveSettings:
     """How the weave grows, splits and stops: LLooM's parameters."""
 
     strategy: Strategy = _setting(
-        "chain",
-        "`chain`: one request returns a greedy chain with the alternatives at every position "
-        "(fast). `token`: one request per token per beam, as the original LLooM. `best`: "
-        "best-first: always extend the most probable open prefix, until maxSuggestions beams "
-        "have ended on their own (never hands back a stub).",
+        "best",
+        "`best`: best-first search: always extend the most probable open prefix by one "
+        "streamed chain, and hand beams back in order of joint probability until "
+        "maxSuggestions have ended on their own (never a stub). `chain`: LLooM's rules, one "
+        "streamed request per beam, a new beam wherever an alternative passes the cutoff. "
+        "`token`: LLooM's rules one token per request, as the original LLooM.",
         enum=get_args(Strategy),
     )
     max_depth: int = _setting(12, "Maximum tokens in one suggestion beam.", minimum=1, maximum=512)
     max_suggestions: int = _setting(
         25,
-        "Once finished plus pending beams reach this many, the remaining beams finish where "
-        "they stand.",
+        "How many suggestions a weave hands back. `best` stops once this many distinct beams "
+        "have ended on their own; `chain` and `token` stop once finished plus pending beams "
+        "reach it, and the pending ones finish where they stand.",
         minimum=1,
         maximum=1000,
     )
@@ -137,9 +139,17 @@ class WeaveSettings:
     split_limit: int = _setting(
         3, "Maximum alternatives taken at one position (0: unlimited).", minimum=0, maximum=100
     )
+    prune: bool = _setting(
+        False,
+        "`best` only: drop alternatives below the cutoff and past the split limit, as `chain` "
+        "and `token` do. Off: every one of the topN alternatives goes on the frontier with its "
+        "joint probability, and the search order alone decides which grow. Measured on a real "
+        "model, pruning only loses beams: the best beam was as good as width-4 beam search's "
+        "on 4 of 15 prompts with it, 12 of 15 without.",
+    )
     max_requests: int = _setting(
         0,
-        "Request budget of the `best` strategy (0: three per suggestion wanted). Beams the "
+        "Request budget of the `best` strategy (0: one per suggestion wanted). Beams the "
         "budget cuts short are marked as cut and ranked below every finished beam.",
         minimum=0,
         maximum=100_000,

@@ -31,8 +31,15 @@ def format_beam(index: int, beam: Beam, best: float, rank: str) -> str:
         fraction = 2.718281828459045**beam.mean_logprob
     else:
         fraction = value / best if best > 0 else 0.0
+    marks = "".join(
+        (
+            "  [repeats the story]" if beam.repeats_story else "",
+            "  [cut]" if beam.finish == "cut" else "",
+        )
+    )
     return (
-        f"{index:>3}. {bar(fraction)} {beam.score:6.3f}  p={beam.joint:.2e}  {visible(beam.text)}"
+        f"{index:>3}. {bar(fraction)} {beam.score:6.3f}  p={beam.joint:.2e}  "
+        f"{visible(beam.text)}{marks}"
     )
 
 

@@ -6,16 +6,26 @@ model, whose next-token distributions are flat, that gives one suggestion at cut
 and one- or two-word stubs at 0.05.  This search keeps the same chain requests and
 streaming, but orders the work by probability:
 
-* an open frontier of prefixes, ordered by joint probability; the most probable one is
-  always extended next, by one streamed greedy chain to its natural end;
-* every alternative along a chain (above the optional cutoff / split-limit pruning) goes
-  on the frontier with its joint probability;
-* the weave stops once ``maxSuggestions`` distinct beams have ended naturally (stop string,
-  maxDepth, end of sequence), or once its request budget is spent;
-* a beam cut short by the stop is marked ``cut`` and ranked below every finished beam; it is
-  handed back only where too few beams finished.
+* a queue of prefixes, ordered by their estimated joint probability at full length (the
+  joint so far, plus the remaining depth at the mean log-probability of the tokens chains
+  have chosen: see ``_priority``); the best one is always extended next, by one streamed
+  greedy chain to its natural end;
+* every alternative along a chain goes on the queue (the cutoff and split limit prune only
+  with ``prune``: measured, pruning loses the beams that beat beam search);
+* each chain's own end (stop string, maxDepth, end of sequence) is a whole suggestion,
+  handed back at once: the chain was asked for it, from the best open prefix;
+* an alternative that ends as soon as it is taken (a stop token, the last position) waits in
+  the queue and is handed back only when it comes first there, so a flat distribution's
+  0.01 alternatives at the last position are not counted as choices before far more
+  probable prefixes are tried;
+* the weave stops once ``maxSuggestions`` distinct beams have ended naturally, or once its
+  request budget (``maxRequests``, by default maxSuggestions) is spent; then the ended beams
+  still queued are handed back in order, at no cost;
+* a beam being extended when the search stops is marked ``cut`` and ranked below every
+  finished beam.
 
-Each chain request yields one finished beam, so requests stay close to maxSuggestions.
+Concurrent chains (``concurrency``) take the next prefixes in order, so the order holds up to
+what they find meanwhile.
 """
 
 from __future__ import annotations
@@ -23,8 +33,10 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 from typing import TYPE_CHECKING
 
+from .beam import TINY_PROB
 from .chain import ChainRequest
 from .frontier import OpenBeam
 
@@ -44,34 +56,63 @@ class BestFirstSearch:
         self.weave = weave
         settings = weave.settings
         self.wanted = settings.max_suggestions
-        self.budget = settings.max_requests or 3 * settings.max_suggestions
-        self._queue: list[tuple[float, int, OpenBeam]] = []  # (-log joint, order, beam)
+        self.budget = settings.max_requests or settings.max_suggestions
+        # (-log joint, order, beam, why it ends or None): open prefixes and ended beams alike
+        self._queue: list[tuple[float, int, OpenBeam, str | None]] = []
         self._order = itertools.count()
         self._texts: set[str] = set()  # distinct texts that ended naturally
         self._started = 0
         self._wake = asyncio.Event()
-        self._enough = False
+        self._chosen_sum = 0.0
+        self._chosen_n = 0
 
-    def push(self, beam: OpenBeam) -> None:
-        heapq.heappush(self._queue, (-beam.logp, next(self._order), beam))
+    @property
+    def enough(self) -> bool:
+        return len(self._texts) >= self.wanted
+
+    def _priority(self, beam: OpenBeam) -> float:
+        """What the queue orders by: the beam's log joint, plus its remaining depth at the
+        mean log-probability of the tokens the chains have chosen so far, an estimate of
+        its joint at full length.  By the joint alone every short prefix comes before every
+        long one, and the budget goes on the first few tokens' alternatives; measured, the
+        estimate finds beams as good with about 20% fewer requests.  Ended beams are scored
+        alike, so a two-token beam that ended at a comma does not jump the queue."""
+        if not self._chosen_n:
+            return beam.logp
+        remaining = self.weave.settings.max_depth - beam.depth
+        return beam.logp + remaining * self._chosen_sum / self._chosen_n
+
+    def push(self, beam: OpenBeam, end: str | None = None) -> None:
+        """Queue ``beam``: open (``end`` None) or ended, by ``_priority``."""
+        self.weave.frontier.remove(beam)  # queued, not growing
+        heapq.heappush(self._queue, (-self._priority(beam), next(self._order), beam, end))
         self._wake.set()
 
-    def finished(self, beam: OpenBeam, reason: str) -> None:
+    def _finish(self, beam: OpenBeam, reason: str) -> None:
         result = self.weave._finish(beam, reason)
         if reason in NATURAL and result.text.strip():
             self._texts.add(result.text)
-            if len(self._texts) >= self.wanted:
-                self._enough = True
-                self._wake.set()
+
+    def _take(self) -> OpenBeam | None:
+        """Pop queued beams in joint order: an ended one finishes at once (no request), so
+        every beam handed back is at least as probable as every prefix still open then; the
+        first open prefix is returned to grow.  None: nothing open left that may grow."""
+        while self._queue and not self.enough:
+            _, _, beam, end = heapq.heappop(self._queue)
+            if end is not None:
+                self._finish(beam, end)
+            elif self._started < self.budget:
+                return beam
+            # budget spent: open prefixes are dropped, ended beams still come, in order
+        return None
 
     async def run(self, root: OpenBeam) -> None:
         self.push(root)
         tasks: set[asyncio.Task[None]] = set()
         concurrency = max(1, self.weave.concurrency)
         try:
-            while not self._enough:
-                while self._queue and len(tasks) < concurrency and self._started < self.budget:
-                    _, _, beam = heapq.heappop(self._queue)
+            while not self.enough:
+                while len(tasks) < concurrency and (beam := self._take()) is not None:
                     self.weave.frontier.add(beam)  # growing now
                     self._started += 1
                     tasks.add(asyncio.ensure_future(self._extend(beam)))
@@ -103,20 +144,17 @@ class BestFirstSearch:
         current = beam
         async with chain:
             async for step in chain:
-                if self._enough:
+                if self.enough:
                     return  # the frontier cuts it
+                self._chosen_sum += math.log(max(step.chosen.prob, TINY_PROB))
+                self._chosen_n += 1
                 (current, end), *others = weave._branch(current, step)
                 for child, child_end in others:
-                    if child_end:
-                        self.finished(child, child_end)
-                    else:
-                        weave.frontier.remove(child)  # queued, not growing
-                        self.push(child)
+                    self.push(child, child_end)
                 if end:
-                    self.finished(current, end)
+                    self._finish(current, end)  # the chain's own end: what it was asked for
                     return
         if chain.ended or chain.taken == 0:
-            self.finished(current, "eos")
+            self._finish(current, "eos")
         else:
-            weave.frontier.remove(current)
             self.push(current)  # the server stopped short of the depth: queue it again

@@ -216,7 +216,10 @@ class Weave:
 
     def _split(self, step: Step, depth: int) -> list[Candidate]:
         """The alternatives taken at one position: the chosen token, then the rest while
-        p >= cutoff, at most splitLimit in all (0: unlimited)."""
+        p >= cutoff, at most splitLimit in all (0: unlimited).  ``best`` without ``prune``
+        takes every one: its frontier, ordered by joint probability, does the choosing."""
+        if self.settings.strategy == "best" and not self.settings.prune:
+            return [step.chosen, *(cand for cand in step.top if not _same(cand, step.chosen))]
         cutoff = self._cutoff(depth)
         limit = self.settings.split_limit
         chosen = step.chosen

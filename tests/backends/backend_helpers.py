@@ -26,10 +26,12 @@ KEY_ENV = "LLOOM_TEST_OPENAI_KEY"
 
 #: Settings whose weaves are deterministic: maxSuggestions never binds (when it does, which
 #: beams finish first depends on the order answers arrive in).
-WEAVE = WeaveSettings(max_suggestions=1000, max_depth=8, cutoff=0.1)
+#: Whole weaves compared across protocols follow LLooM's rules (``chain``), which are exact for a
+#: given set of distributions; the default ``best`` depends on the order answers arrive.
+WEAVE = WeaveSettings(strategy="chain", max_suggestions=1000, max_depth=8, cutoff=0.1)
 #: For chat: the bigram model's reply after the ChatML header is "\n" (p ~0.92) with "The"
 #: (p ~0.04) the runner-up at every position, so only a low cutoff makes the weave branch.
-CHAT_WEAVE = WeaveSettings(max_suggestions=1000, max_depth=5, cutoff=0.03)
+CHAT_WEAVE = WeaveSettings(strategy="chain", max_suggestions=1000, max_depth=5, cutoff=0.03)
 
 
 # -- comparing weaves --------------------------------------------------------------------------

@@ -63,7 +63,10 @@ async def test_a_warm_up_fills_every_slot_and_the_next_weave_evaluates_almost_no
     try:
         assert await backend.warm(split_story(story)[0]) == 4
         assert await backend.warm(split_story(story)[0]) == 0  # all hold it now
-        result = await weave(backend, story, WeaveSettings(max_suggestions=25))
+        # chain: every token in its tree was decoded (best's tree also holds the top-N
+        # alternatives it never took)
+        settings = WeaveSettings(strategy="chain", max_suggestions=25)
+        result = await weave(backend, story, settings)
     finally:
         await backend.aclose()
     assert result.stats.prompt_tokens <= 2 * result.stats.tree_tokens < n_story

@@ -56,7 +56,8 @@ def test_readme_eglot_snippet_weaves(llama_server_url: str, tmp_path: Path) -> N
     snippet = readme_snippet()
     assert '"http://127.0.0.1:8080"' in snippet
     snippet = snippet.replace("http://127.0.0.1:8080", llama_server_url)
-    snippet = snippet.replace(":maxDepth 12", ":maxDepth 3 :autoStop :json-false")
+    # chain: every beam runs to maxDepth (best may hand back a beam its budget cut short)
+    snippet = snippet.replace(":maxDepth 12", ':maxDepth 3 :autoStop :json-false :strategy "chain"')
     story = tmp_path / "tale.txt"
     story.write_text("Once upon a time, ", encoding="utf-8")
     script = tmp_path / "drive.el"

@@ -35,17 +35,18 @@ pytestmark = pytest.mark.skipif(
 PLUGIN = Path(__file__).resolve().parents[2] / "editors" / "neovim"
 SERVER = [sys.executable, "-m", "lloom_lsp"]
 STORY = "Once upon a time, "
-#: The bigram model branches at half its positions: at the default cutoff (0.1, for real models)
-#: maxSuggestions binds and a weave depends on the order answers arrive.  Tests that compare a
-#: weave in Neovim with one made here use LLooM's original cutoff, where it does not bind.
-EXACT_WEAVE = {"cutoff": 0.2}
+#: Tests that compare a weave in Neovim with one made here use LLooM's rules (``chain``) at its
+#: original cutoff: the default ``best`` takes the next prefixes as concurrent answers arrive,
+#: and on the bigram model the default cutoff (0.1, for real models) lets maxSuggestions bind,
+#: so both depend on the order answers arrive.
+EXACT_WEAVE = {"strategy": "chain", "cutoff": 0.2}
 
 #: Helpers every test script starts with.  ``P`` holds the test's parameters; the body
 #: fills ``R``, which is written to ``P.out`` as JSON.
 PRELUDE = r"""
 local P = vim.fn.json_decode(vim.fn.readfile(PARAMS_PATH)[1])
 local R = { notifications = {} }
-local EXACT = { cutoff = 0.2 }  -- EXACT_WEAVE in the test module
+local EXACT = { strategy = 'chain', cutoff = 0.2 }  -- EXACT_WEAVE in the test module
 
 local notify = vim.notify
 vim.notify = function(message, level, opts)
@@ -221,7 +222,10 @@ end
 require('lloom').setup({
   cmd = P.cmd,
   settings = {
-    lloom = { backend = { url = P.url }, weave = { maxDepth = 2, autoStop = false, cutoff = 0.2 } },
+    lloom = {
+      backend = { url = P.url },
+      weave = { maxDepth = 2, autoStop = false, strategy = 'chain', cutoff = 0.2 },
+    },
   },
 })
 open_story()
@@ -245,7 +249,7 @@ R.answers = answers
 """
     result = run_nvim(tmp_path, body, story=str(story), url=llama_server_url)
 
-    first = {"maxDepth": 2, "autoStop": False, "cutoff": 0.2}
+    first = {"maxDepth": 2, "autoStop": False, "strategy": "chain", "cutoff": 0.2}
     assert result["init_options"]["lloom"]["weave"] == first
     two = expected_beams(llama_server_url, max_depth=2, auto_stop=False)
     assert result["first"] == [{"text": b.insert_text, "tokens": 2} for b in two]

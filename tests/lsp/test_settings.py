@@ -38,7 +38,10 @@ def errors(client: LanguageClient) -> list[str]:
 
 
 async def test_three_sources_later_wins(bare_client: LanguageClient, llama_server_url: str) -> None:
-    options: dict[str, Any] = lloom_options(llama_server_url, maxDepth=2, autoStop=False)
+    # chain: every beam runs to maxDepth (best may hand back a beam its budget cut short)
+    options: dict[str, Any] = lloom_options(
+        llama_server_url, maxDepth=2, autoStop=False, strategy="chain"
+    )
     await start(bare_client, options)
     open_doc(bare_client, TEXT)
     assert set(await weave_tokens(bare_client)) == {2}  # initializationOptions
@@ -61,7 +64,8 @@ async def test_three_sources_later_wins(bare_client: LanguageClient, llama_serve
 async def test_invalid_value_is_named_and_last_valid_stays(
     bare_client: LanguageClient, llama_server_url: str
 ) -> None:
-    await start(bare_client, lloom_options(llama_server_url, maxDepth=2, autoStop=False))
+    options = lloom_options(llama_server_url, maxDepth=2, autoStop=False, strategy="chain")
+    await start(bare_client, options)
     open_doc(bare_client, TEXT)
     assert set(await weave_tokens(bare_client)) == {2}
     bare_client.workspace_did_change_configuration(

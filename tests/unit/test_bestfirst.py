@@ -100,3 +100,62 @@ def test_norm_rank_sits_between_joint_and_mean() -> None:
     assert rank_beams([short, long], "joint")[0].text == short.text
     assert rank_beams([short, long], "mean")[0].text == long.text
     assert short.rank_value("norm") == pytest.approx(math.log(0.3) / 2**0.7)
+
+
+# -- no pruning, and beams handed back in joint order --------------------------------------
+
+# Root: " red" 0.5 leads to a flat " green" 0.4 / " grey" 0.3 and eight 0.0375 tails; " blue"
+# 0.45 to a sure " gold" 0.9.  " gold" after " red" is improbable enough to fall below any cutoff.
+TAILS = [(10 + k, 0.0375) for k in range(8)]
+ORDER_WORDS = {**WORDS, 8: b" grey", 9: b" gold", **{i: f" t{i}".encode() for i, _ in TAILS}}
+ORDER = {
+    (): [(1, 0.5), (2, 0.45), (3, 0.05)],
+    (1,): [(3, 0.4), (8, 0.3), *TAILS],
+    (2,): [(9, 0.9), (3, 0.1)],
+}
+
+
+def _order_source() -> StreamingSource:
+    return StreamingSource(ORDER_WORDS, lambda ids: ORDER.get(ids, [(7, 1.0)]), step_delay=0.001)
+
+
+async def test_ended_alternatives_wait_their_turn_behind_more_probable_prefixes() -> None:
+    """The first chain, " red green", also brings nine alternatives that end at once at the
+    last position.  Counted as they came, they would fill maxSuggestions 3 and the weave
+    would stop without trying " blue" (0.45), whose beam " blue gold" (0.405) beats them all.
+    One chain at a time: concurrent chains also take the next prefixes (" green", 0.05)."""
+    source = _order_source()
+    result = await weave(
+        source,
+        "A",
+        settings(auto_stop=False, max_depth=2, max_suggestions=3, rank="joint"),
+        concurrency=1,
+    )
+    beams = [(b.text, round(b.joint, 4)) for b in result.beams if b.finish != "cut"]
+    assert beams == [(" blue gold", 0.405), (" red green", 0.2), (" red grey", 0.15)]
+    assert result.stats.requests == 2  # " red" chain, " blue" chain; the ends cost nothing
+
+
+async def test_without_prune_every_top_alternative_can_grow_and_with_it_the_cutoff_prunes() -> None:
+    # " green" (0.05) is below cutoff 0.1: pruned, its beam never exists.
+    base = settings(auto_stop=False, max_depth=2, max_suggestions=6, rank="joint", cutoff=0.1)
+    free = await weave(_order_source(), "A", base)
+    pruned = await weave(_order_source(), "A", attrs.evolve(base, prune=True, split_limit=2))
+    assert any(b.text.startswith(" green") for b in free.beams)
+    assert not any(b.text.startswith(" green") for b in pruned.beams)
+    # the split limit too: at most two alternatives per position, so no " t10" tails
+    assert not any(" t1" in b.text for b in pruned.beams)
+
+
+async def test_a_spent_budget_still_hands_back_the_ended_beams_in_joint_order() -> None:
+    result = await weave(
+        _order_source(),
+        "A",
+        settings(auto_stop=False, max_depth=2, max_suggestions=5, max_requests=1, rank="joint"),
+        concurrency=1,
+    )
+    assert result.stats.requests == 1
+    natural = [b.text for b in result.beams if b.finish == "depth"]
+    # the one chain's end, then its queued alternatives, most probable first, up to 5
+    assert natural[:2] == [" red green", " red grey"]
+    assert len(natural) == 5

@@ -15,7 +15,8 @@ WORDS = {1: b" red", 2: b" blue", 3: b" green", 6: b",", 7: b"."}
 
 
 def settings(**kw: object) -> WeaveSettings:
-    return attrs.evolve(WeaveSettings(), **kw)  # type: ignore[arg-type]
+    """The defaults under LLooM's rules (``chain``; the default ``best`` prunes nothing)."""
+    return attrs.evolve(WeaveSettings(strategy="chain"), **kw)  # type: ignore[arg-type]
 
 
 async def test_an_alternative_starts_before_its_parent_chain_ends() -> None:
