@@ -91,7 +91,7 @@ class LlamaCppBackend:
             self._pool.forget()
 
     async def warm(self, story: str) -> int:
-        """Evaluate ``story`` (a prompt, trailing whitespace already held back) into every
+        """Evaluate ``story`` (a prompt, trailing spaces already held back) into every
         slot the pool uses that does not hold it yet, one slot at a time, so the next weave
         of it starts warm.  Returns how many slots it evaluated.  Cancel it freely: a weave
         should not wait behind it."""

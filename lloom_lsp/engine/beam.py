@@ -47,7 +47,7 @@ class BeamToken:
 class Beam:
     """A finished suggestion.
 
-    ``text`` continues the prompt (the story with its trailing whitespace held back);
+    ``text`` continues the prompt (the story with its trailing spaces and tabs held back);
     ``insert_text`` is what to insert at the cursor, whitespace healed.
     """
 
@@ -91,13 +91,15 @@ class Beam:
 
 
 def split_story(story: str) -> tuple[str, str]:
-    """(prompt, held): the story without its trailing whitespace, and that whitespace.
+    """(prompt, held): the story without its trailing spaces and tabs, and those.
 
     BPE vocabularies glue a leading space to the next word, so a prompt that ends in
     a space asks the model for an unlikely token.  The held whitespace is matched
-    against each beam's leading whitespace when it is inserted.
+    against each beam's leading whitespace when it is inserted.  Line breaks stay in the
+    prompt: they are the model's to see (a paragraph ends there), and a beam inserted after
+    a held line break would start the new line with the space the model put before its word.
     """
-    prompt = story.rstrip()
+    prompt = story.rstrip(" \t")
     return prompt, story[len(prompt) :]
 
 
@@ -183,7 +185,7 @@ def rank_beams(
 ) -> list[Beam]:
     """Best first by ``rank``; beams that were cut short after every finished one.
 
-    One text, one beam: token paths that spell the same text are one suggestion, whose
+    One text, one beam: token paths that insert the same text are one suggestion, whose
     joint probability is the sum of the paths' (they are disjoint ways for the model to
     write it).  The suggestion keeps the tokens and LLooM score of its best path by
     ``rank``; its mean log-probability follows the summed joint.
@@ -191,10 +193,10 @@ def rank_beams(
     ``repeats`` handles a beam that only repeats the ``story`` (see :func:`repeats_text`):
     ``keep`` it in rank order, ``demote`` it below every beam that does not, or ``drop`` it.
     """
-    groups: dict[str, list[Beam]] = {}
+    groups: dict[str, list[Beam]] = {}  # by the text inserted, which is what the writer sees
     for beam in beams:
         if beam.text.strip():
-            groups.setdefault(beam.text, []).append(beam)
+            groups.setdefault(beam.insert_text, []).append(beam)
     merged = [_merge(group, rank) for group in groups.values()]
     if repeats != "keep" and story:
         grams = _ngrams(story)

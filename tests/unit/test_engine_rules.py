@@ -12,7 +12,7 @@ from scripted import BatchingSource, ScriptedSource, fixed
 
 from lloom_lsp.backends import BackendUnavailable
 from lloom_lsp.config import WeaveSettings
-from lloom_lsp.engine import Prompt, Weave, WeaveResult, weave
+from lloom_lsp.engine import Prompt, Weave, WeaveResult, split_story, weave
 
 WORDS = {1: b" red", 2: b" blue", 3: b" green", 4: b" grey", 5: b" gold", 6: b",", 7: b"."}
 
@@ -280,3 +280,39 @@ async def test_a_failed_request_cancels_its_siblings_in_the_token_strategy() -> 
     with pytest.raises(BackendUnavailable):
         await asyncio.wait_for(task, 2)
     assert source.in_flight == 0 and source.cancelled == 1
+
+
+@pytest.mark.parametrize(
+    ("story", "prompt", "held"),
+    [
+        ("end.\n", "end.\n", ""),
+        ("end.\r\n", "end.\r\n", ""),
+        ("end.\n\n", "end.\n\n", ""),
+        ("end. ", "end.", " "),
+        ("end.\n\t ", "end.\n", "\t "),
+    ],
+)
+def test_only_spaces_and_tabs_are_held_back_never_a_line_break(
+    story: str, prompt: str, held: str
+) -> None:
+    assert split_story(story) == (prompt, held)
+
+
+async def test_the_model_sees_the_paragraph_break_and_the_beam_goes_on_the_new_line() -> None:
+    """The story's "\\n" used to be held back: the model never saw the paragraph end, and its
+    " The" was inserted at the start of the new line, space and all."""
+    source = ScriptedSource({1: b"The", 2: b" The"}, fixed([(1, 0.6), (2, 0.4)]))
+    result = await weave(source, "It ended.\n", settings(auto_stop=False, max_depth=1))
+    assert result.prompt == "It ended.\n" and result.held == ""
+    assert {b.insert_text for b in result.beams} == {"The", " The"}
+
+
+async def test_two_beams_that_insert_the_same_text_are_one_item() -> None:
+    """After a held space, " there" and "there" both insert "there": one suggestion, with
+    both paths' probability, not two identical items."""
+    source = ScriptedSource({1: b" there", 2: b"there"}, fixed([(1, 0.5), (2, 0.3)]))
+    result = await weave(
+        source, "Once upon a time, ", settings(auto_stop=False, max_depth=1, rank="joint")
+    )
+    assert [b.insert_text for b in result.beams] == ["there"]
+    assert result.beams[0].joint == pytest.approx(0.8) and result.beams[0].paths == 2
