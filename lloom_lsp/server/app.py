@@ -33,11 +33,12 @@ command_progress_token: contextvars.ContextVar[types.ProgressToken | None] = con
 
 
 class LloomProtocol(LanguageServerProtocol):
-    """Two corrections to pygls' protocol.
+    """Three corrections to pygls' protocol.
 
     * Requests whose params cannot be read get -32602, as JSON-RPC requires; pygls
       logs the failure and drops the request, so the client would wait forever.
     * A command's workDoneToken reaches its handler (``command_progress_token``).
+    * Cancelling a workspace/executeCommand cancels the command's task.
     """
 
     @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
@@ -47,6 +48,26 @@ class LloomProtocol(LanguageServerProtocol):
         # The handler's task copies this context when pygls starts it.
         command_progress_token.set(params.work_done_token)
         return (yield from super().lsp_workspace__execute_command(params))
+
+    def _execute_handler(
+        self,
+        msg_id: Any,
+        handler: Any,
+        callback: Any,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        # A handler that a request's generator yields to (the command of a
+        # workspace/executeCommand) runs under an id of its own, so $/cancelRequest
+        # cancelled only the request's future and the weave went on: link the two.
+        outer = getattr(callback, "keywords", {}).get("result_future")
+        inner = self._request_futures.get(msg_id)
+        if outer is None or inner is None:
+            return
+        outer.add_done_callback(lambda done: inner.cancel() if done.cancelled() else None)
+        # pygls never forgets the inner id itself
+        inner.add_done_callback(lambda _: self._request_futures.pop(msg_id, None))
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         try:

@@ -58,6 +58,17 @@ class _Running:
     quiet: bool
     task: asyncio.Task[WeaveResult | None] = attrs.field(init=False)
     waiters: int = 0
+    #: Cancelled, maybe not done yet: a new request must not join it (it would be answered
+    #: "cancelled" for a weave it never asked to stop).
+    stopping: bool = False
+
+    @property
+    def joinable(self) -> bool:
+        return not self.task.done() and not self.stopping
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.task.cancel()
 
 
 class WeaveService:
@@ -127,10 +138,10 @@ class WeaveService:
         if (hit := self._hit(key)) is not None:
             return hit
         running = self._running.get(uri)
-        if running is None or running.key != key or running.task.done():
-            if running is not None and not running.task.done():
+        if running is None or running.key != key or not running.joinable:
+            if running is not None and running.joinable:
                 log.info("cancelling the previous weave for %s", uri)
-                running.task.cancel()
+                running.stop()
             self.cancel_warmups(reason="a weave needs the backend")
             running = _Running(key, quiet=background)
             running.task = asyncio.ensure_future(
@@ -147,7 +158,7 @@ class WeaveService:
         except asyncio.CancelledError:
             running.waiters -= 1
             if running.waiters <= 0 and not running.task.done():
-                running.task.cancel()
+                running.stop()
             raise
         finally:
             if running.task.done() and self._running.get(uri) is running:
@@ -169,7 +180,7 @@ class WeaveService:
         cancelled = 0
         for doc_uri, running in list(self._running.items()):
             if (uri is None or doc_uri == uri) and not running.task.done():
-                running.task.cancel()
+                running.stop()
                 cancelled += 1
         return cancelled
 

@@ -172,3 +172,35 @@ async def test_backend_down_gives_empty_answers_and_one_message(
     assert url in shown[0].message
     assert "lloom.backend.url" in shown[0].message
     assert any(url in m.message for m in bare_client.log_messages)
+
+
+async def test_cancelling_the_weave_command_stops_the_weave(
+    bare_client: LanguageClient, llama_server_url: str
+) -> None:
+    """pygls runs a command under a task of its own: $/cancelRequest answered -32800 but the
+    weave and its backend requests went on."""
+    await start(bare_client, lloom_options(llama_server_url, **SLOW))
+    open_doc(bare_client, TEXT)
+    bare_client.progress_reports["cmd"] = []
+    params = types.ExecuteCommandParams(
+        command="lloom.weave",
+        arguments=[URI, {"line": 0, "character": len(TEXT)}],
+        work_done_token="cmd",
+    )
+    pending = asyncio.ensure_future(
+        bare_client.protocol.send_request_async(
+            types.WORKSPACE_EXECUTE_COMMAND, params, msg_id="weave-1"
+        )
+    )
+    await weaving_started(bare_client)
+    bare_client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="weave-1"))
+    with pytest.raises(JsonRpcRequestCancelled):
+        await pending
+    deadline = time.monotonic() + 3
+    reports = bare_client.progress_reports["cmd"]
+    while not any(isinstance(r, types.WorkDoneProgressEnd) for r in reports):
+        assert time.monotonic() < deadline, "the weave went on after its command was cancelled"
+        await asyncio.sleep(0.02)
+    end = reports[-1]
+    assert isinstance(end, types.WorkDoneProgressEnd)
+    assert end.message == "cancelled"  # not "1001 suggestions in 2.87 s", woven to the end

@@ -514,3 +514,33 @@ async def test_an_unexpected_exception_is_one_message_not_an_internal_error() ->
     assert len(server.shown) == 1
     (message,) = server.shown
     assert "http://127.0.0.1:8080" in message and "IndexError: list index out of range" in message
+
+
+class _SlowToStop(_Backend):
+    """Answers at once when the gate is open; a cancelled request takes a while to stop."""
+
+    async def continue_prompt(self, prompt: Any, max_tokens: int, top_n: int) -> Any:
+        self.requests += 1
+        try:
+            await self.gate.wait()
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.05)  # closing a connection, say
+            raise
+        raise BackendUnavailable(self.url, "nothing answers")
+
+
+async def test_a_new_request_never_joins_a_weave_that_is_being_cancelled() -> None:
+    """The last waiter's cancel stops the weave, which takes a moment; a request for the same
+    story arriving meanwhile joined it and was answered "cancelled" (-32800)."""
+    backend = _SlowToStop()
+    service, _ = _service(backend)
+    settings = parse_settings({"weave": {"strategy": "token"}, "warmup": {"enabled": False}})
+    first = asyncio.ensure_future(service.weave(URI, "Once upon", settings, show_progress=False))
+    await until(lambda: backend.requests == 1, "the first weave never asked")
+    first.cancel()
+    await asyncio.sleep(0)  # the weave is cancelling, not done
+    second = asyncio.ensure_future(service.weave(URI, "Once upon", settings, show_progress=False))
+    await until(lambda: backend.requests == 2, "the second request joined the cancelled weave")
+    backend.gate.set()
+    assert await asyncio.wait_for(second, 5) is None  # its own weave, failed: not cancelled
+    assert first.cancelled()
