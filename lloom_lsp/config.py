@@ -33,6 +33,7 @@ __all__ = [
     "json_schema",
     "merge_raw",
     "parse_settings",
+    "unknown_keys",
 ]
 
 
@@ -339,7 +340,8 @@ def parse_settings(
 ) -> Settings:
     """Validate raw `lloom` settings (camelCase, nested) on top of ``base``.
 
-    Unknown keys are ignored, so newer editors can send settings an older server lacks.
+    Unknown keys are ignored, so newer editors can send settings an older server lacks
+    (:func:`unknown_keys` names them, for a warning).
     Every bad key is reported in one SettingsError, whose ``settings`` keeps each bad
     key at its value in ``fallback`` (the last valid settings) and applies the rest.
     """
@@ -375,6 +377,30 @@ def parse_settings(
     if problems:
         raise SettingsError(problems, settings)
     return settings
+
+
+#: Groups of `lloom.*` that editors' clients read themselves (VS Code's server command,
+#: languages and trace): not the server's, and not unknown.
+CLIENT_GROUPS = frozenset({"server", "languages", "trace"})
+
+
+def unknown_keys(raw: Mapping[str, Any] | None) -> list[str]:
+    """The keys of raw `lloom` settings that the schema does not know (a typo, usually),
+    as full names: ``lloom.weave.maxDepht``."""
+    if not isinstance(raw, Mapping):
+        return []
+    out = []
+    for group, section in raw.items():
+        if group in CLIENT_GROUPS:
+            continue
+        cls = _GROUPS.get(group)
+        if cls is None:
+            out.append(f"lloom.{group}")
+            continue
+        if isinstance(section, Mapping):
+            known = {camel(field.name) for field in attrs.fields(cls)}
+            out += [f"lloom.{group}.{key}" for key in section if key not in known]
+    return out
 
 
 def merge_raw(*layers: Mapping[str, Any] | None) -> dict[str, Any]:

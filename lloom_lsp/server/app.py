@@ -83,7 +83,7 @@ class LloomProtocol(LanguageServerProtocol):
 class LloomServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("lloom-lsp", __version__, protocol_cls=LloomProtocol)
-        self.store = SettingsStore(self.show_error)
+        self.store = SettingsStore(self.show_error, self.show_warning)
         self.weaver = WeaveService(self)
 
     def report_server_error(self, error: Exception, source: Any) -> None:
@@ -95,6 +95,11 @@ class LloomServer(LanguageServer):
         log.error("%s", message)
         self.window_show_message(
             types.ShowMessageParams(type=types.MessageType.Error, message=message)
+        )
+
+    def show_warning(self, message: str) -> None:
+        self.window_show_message(
+            types.ShowMessageParams(type=types.MessageType.Warning, message=message)
         )
 
     def document(self, uri: str) -> TextDocument | None:

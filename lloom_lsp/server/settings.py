@@ -11,13 +11,13 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..config import Settings, SettingsError, merge_raw, parse_settings
+from ..config import CLIENT_GROUPS, Settings, SettingsError, merge_raw, parse_settings, unknown_keys
 
 __all__ = ["SettingsStore", "lloom_section"]
 
 log = logging.getLogger("lloom_lsp.server.settings")
 
-_GROUP_KEYS = {"backend", "weave", "story", "inline", "warmup", "server", "languages", "trace"}
+_GROUP_KEYS = {"backend", "weave", "story", "inline", "warmup", *CLIENT_GROUPS}
 
 
 def lloom_section(raw: Any) -> dict[str, Any] | None:
@@ -51,13 +51,21 @@ def lloom_section(raw: Any) -> dict[str, Any] | None:
 class SettingsStore:
     """Holds the raw layers and the last valid Settings per scope (document URI)."""
 
-    def __init__(self, on_error: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        on_error: Callable[[str], None],
+        on_warning: Callable[[str], None] | None = None,
+    ) -> None:
         self._on_error = on_error
+        self._on_warning = on_warning or on_error
         self.init_raw: dict[str, Any] = {}
         self.pushed_raw: dict[str, Any] = {}
         self._pulled: dict[str | None, dict[str, Any]] = {}
         self._valid: dict[str | None, Settings] = {}
-        self._reported: set[str] = set()
+        # what is wrong, per scope: shown once while any scope still has it, so a valid
+        # folder's requests do not bring back an invalid folder's message
+        self._reported: dict[str | None, str] = {}
+        self._unknown_warned: set[str] = set()
 
     def set_init(self, raw: Any) -> None:
         self.init_raw = lloom_section(raw) or {}
@@ -89,18 +97,30 @@ class SettingsStore:
             self.init_raw, self._pulled.get(scope, self._pulled.get(None)), self.pushed_raw
         )
         last = self._valid.get(scope) or self._valid.get(None) or Settings()
+        self._warn_unknown(raw)
         try:
             settings = parse_settings(raw, fallback=last)
-            self._reported.clear()
+            self._reported.pop(scope, None)
         except SettingsError as exc:
-            self._report(exc)
+            self._report(scope, exc)
             settings = exc.settings or last
         self._valid[scope] = settings
         return settings
 
-    def _report(self, exc: SettingsError) -> None:
+    def _report(self, scope: str | None, exc: SettingsError) -> None:
         text = str(exc)
         log.warning("invalid settings: %s", text)
-        if text not in self._reported:
-            self._reported.add(text)
+        if text not in self._reported.values():
             self._on_error(f"LLooM: invalid settings, keeping the last valid values: {text}")
+        self._reported[scope] = text
+
+    def _warn_unknown(self, raw: dict[str, Any]) -> None:
+        new = [key for key in unknown_keys(raw) if key not in self._unknown_warned]
+        if new:
+            self._unknown_warned.update(new)
+            names = ", ".join(new)
+            log.warning("unknown settings ignored: %s", names)
+            self._on_warning(
+                f"LLooM: unknown setting{'s' if len(new) > 1 else ''} ignored: {names} "
+                "(`lloom-lsp schema` lists them all)"
+            )

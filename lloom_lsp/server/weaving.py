@@ -105,10 +105,37 @@ class WeaveService:
             self._cache.move_to_end(key)
         return hit
 
+    async def settings_changed(self, settings: Settings) -> None:
+        """The settings are now ``settings`` (the workspace's): rebuild only what they
+        change.  Weaves woven with other backend or weave settings are cancelled (their
+        results would be stale); backends other than the one these settings use are
+        closed.  A change elsewhere (``inline.debounceMs``, say) leaves a managed
+        llama-server running, an ``auto`` backend detected, and the cache warm."""
+        current = hash((settings.backend, settings.weave))
+        for running in list(self._running.values()):
+            if running.key[2] != current and not running.task.done():
+                running.stop()
+        keep = self._backend_key(settings)
+        stale = [key for key in self._backends if key != keep]
+        if not stale:
+            return
+        self.cancel_warmups(reason="the backend settings changed")
+        for task in list(self._prefetches):
+            task.cancel()
+        for key in stale:
+            backend = self._backends.pop(key)
+            self._limiters.pop(key, None)
+            log.info("settings changed: closing the backend at %s", key[0].url)
+            await backend.aclose()
+
+    @staticmethod
+    def _backend_key(settings: Settings) -> tuple[BackendSettings, int]:
+        return (settings.backend, settings.story.max_context_chars)
+
     async def reset(self) -> None:
-        """Settings changed: cancel running weaves (their settings are stale), forget
-        results and close backends.  Cancelling first means no in-flight request fails
-        on a closed client and is mistaken for a backend failure."""
+        """Shutdown: cancel running weaves, forget results and close backends.  Cancelling
+        first means no in-flight request fails on a closed client and is mistaken for a
+        backend failure."""
         self.cancel()
         self._cache.clear()
         backends, self._backends = list(self._backends.values()), {}
@@ -186,7 +213,7 @@ class WeaveService:
 
     def backend(self, settings: Settings) -> tuple[Backend, asyncio.Semaphore]:
         """The backend these settings use, and its one concurrency limit."""
-        key = (settings.backend, settings.story.max_context_chars)
+        key = self._backend_key(settings)
         backend = self._backends.get(key)
         if backend is None:
             backend = self._backends[key] = self._backend_factory(

@@ -92,3 +92,43 @@ async def test_invalid_initialization_options_fall_back_to_defaults(
     assert any(
         "lloom.weave.rank must be one of 'lloom', 'joint', 'mean'" in m for m in errors(bare_client)
     )
+
+
+# -- the store, unit ---------------------------------------------------------------------
+
+
+def _store() -> tuple[Any, list[str], list[str]]:
+    from lloom_lsp.server.settings import SettingsStore
+
+    errors: list[str] = []
+    warnings: list[str] = []
+    return SettingsStore(errors.append, warnings.append), errors, warnings
+
+
+def test_an_invalid_folder_is_reported_once_however_often_a_valid_folder_asks() -> None:
+    """A valid folder's request cleared what had been reported, so the invalid folder's
+    error popped up again after every request there."""
+    store, errors, _ = _store()
+    store.set_pulled("file:///bad/", {"weave": {"maxDepth": 0}})
+    store.set_pulled("file:///good/", {"weave": {"maxDepth": 5}})
+    for _ in range(3):
+        assert store.get("file:///bad/").weave.max_depth == 12  # the last valid value
+        assert store.get("file:///good/").weave.max_depth == 5
+    assert len(errors) == 1 and "lloom.weave.maxDepth" in errors[0]
+    # fixed, then broken again: reported again
+    store.set_pulled("file:///bad/", {"weave": {"maxDepth": 4}})
+    store.get("file:///bad/")
+    store.set_pulled("file:///bad/", {"weave": {"maxDepth": 0}})
+    store.get("file:///bad/")
+    assert len(errors) == 2
+
+
+def test_an_unknown_key_is_one_warning_naming_it() -> None:
+    store, errors, warnings = _store()
+    store.set_init({"lloom": {"weave": {"maxDepht": 3}, "bakend": {}, "server": {"command": "x"}}})
+    store.get(None)
+    store.get("file:///doc.txt")
+    assert errors == []
+    (warning,) = warnings  # once, though asked twice; client-side groups are not unknown
+    assert "lloom.weave.maxDepht" in warning and "lloom.bakend" in warning
+    assert "lloom.server" not in warning

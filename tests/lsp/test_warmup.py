@@ -544,3 +544,31 @@ async def test_a_new_request_never_joins_a_weave_that_is_being_cancelled() -> No
     backend.gate.set()
     assert await asyncio.wait_for(second, 5) is None  # its own weave, failed: not cancelled
     assert first.cancelled()
+
+
+async def test_a_settings_change_rebuilds_only_what_it_changes() -> None:
+    """Every change closed every backend: a managed llama-server restarted and `auto` probed
+    again when only inline.debounceMs changed."""
+    made: list[_Backend] = []
+    closed: list[_Backend] = []
+
+    class Counted(_Backend):
+        async def aclose(self) -> None:
+            closed.append(self)
+
+    def factory(*_: Any, **__: Any) -> _Backend:
+        made.append(Counted())
+        return made[-1]
+
+    service = WeaveService(_Server(), factory)  # type: ignore[arg-type]
+    before = parse_settings({"inline": {"debounceMs": 300}})
+    service.backend(before)
+    await service.settings_changed(parse_settings({"inline": {"debounceMs": 50}}))
+    service.backend(parse_settings({"inline": {"debounceMs": 50}}))
+    assert (len(made), closed) == (1, [])  # the same backend, still open
+
+    moved = parse_settings({"backend": {"url": "http://127.0.0.1:9999"}})
+    await service.settings_changed(moved)
+    assert closed == made  # the old backend is closed ...
+    service.backend(moved)
+    assert len(made) == 2  # ... and the new one built

@@ -26,8 +26,8 @@ def register(server: LloomServer) -> None:
     ) -> None:
         pushed = ls.store.set_pushed(params.settings)
         log.info("configuration changed (%s)", "pushed" if pushed else "pull again")
-        await ls.weaver.reset()
-        ls.store.get(None)  # validate now, so a bad value is reported at once
+        # validated now, so a bad value is reported at once; only what changed is rebuilt
+        await ls.weaver.settings_changed(await ls.settings_for(None))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: LloomServer, params: types.DidCloseTextDocumentParams) -> None:
