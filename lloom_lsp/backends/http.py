@@ -24,6 +24,13 @@ __all__ = ["HttpTransport", "translate_errors"]
 
 T = TypeVar("T")
 
+#: Attempts in all for a request that may be retried (see ``HttpTransport._send``).
+RETRY_ATTEMPTS = 4
+#: The longest wait between two attempts, whatever Retry-After asks.
+RETRY_WAIT_MAX = 2.0
+#: Statuses that mean "not now": too many requests, and llama-server loading its model.
+RETRY_STATUSES = frozenset({429, 503})
+
 #: Seconds an idle connection is kept.  Below the servers' own keep-alive timeouts
 #: (llama-server's cpp-httplib closes after 5 s, which is also httpx's default), so that a
 #: request is rarely sent on a connection the server is just closing.
@@ -77,6 +84,7 @@ class HttpTransport:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         limits = httpx.Limits(
             max_connections=max(concurrency, 1) + 2,
@@ -204,17 +212,36 @@ class HttpTransport:
           llama-server take a new connection each, so the weave's cancelled chains filled the
           pool and every later request waited for its pool timeout.  A cancelled caller
           returns at once; the send goes on in the background and its answer is closed.
+        - **Retried where that is safe**, at most ``RETRY_ATTEMPTS`` times in all and within
+          the request timeout, with backoff (stamina): a refused connection (a server
+          starting), and HTTP 429 and 503 (llama-server loading its model), waiting what
+          ``Retry-After`` asks up to ``RETRY_WAIT_MAX``.  Nothing else is sent twice.
         """
-        async for attempt in stamina.retry_context(
-            on=httpx.RemoteProtocolError, attempts=2, wait_initial=0.0, wait_jitter=0.0
-        ):
-            with attempt:
-                send = asyncio.ensure_future(self.client.send(request, stream=True))
-                try:
-                    return await asyncio.shield(send)
-                except asyncio.CancelledError:
-                    self._keep(asyncio.ensure_future(_close_when_answered(send)))
-                    raise
+        try:
+            async for attempt in stamina.retry_context(
+                on=_retry_after,
+                attempts=RETRY_ATTEMPTS,
+                timeout=self.timeout,
+                wait_initial=0.05,  # a refused connection is reported within about 0.4 s
+                wait_max=RETRY_WAIT_MAX,
+                wait_jitter=0.05,
+            ):
+                with attempt:
+                    send = asyncio.ensure_future(self.client.send(request, stream=True))
+                    try:
+                        response = await asyncio.shield(send)
+                    except asyncio.CancelledError:
+                        self._keep(asyncio.ensure_future(_close_when_answered(send)))
+                        raise
+                    if response.status_code in RETRY_STATUSES:
+                        try:
+                            await response.aread()  # kept for the error, should it stay
+                        finally:
+                            await response.aclose()
+                        raise _Busy(response)
+                    return response
+        except _Busy as busy:
+            return busy.response  # still busy after every attempt: the caller reports it
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     @asynccontextmanager
@@ -248,6 +275,27 @@ class HttpTransport:
             task.cancel()
         await asyncio.gather(*self._orphans, return_exceptions=True)
         await self.client.aclose()
+
+
+class _Busy(Exception):
+    """A 429 or 503 answer, to be retried."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def _retry_after(exc: Exception) -> bool | float:
+    """stamina's backoff hook: whether to retry ``exc``, or how long to wait first."""
+    if isinstance(exc, _Busy):
+        asked = exc.response.headers.get("Retry-After", "")
+        try:
+            return min(max(float(asked), 0.0), RETRY_WAIT_MAX)
+        except ValueError:
+            return True  # absent, or an HTTP date: the backoff decides
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return 0.0  # a stale kept-alive connection: at once, on a new one
+    return isinstance(exc, httpx.ConnectError)
 
 
 def _sse(response: httpx.Response) -> AsyncIterator[ServerSentEvent]:
