@@ -51,7 +51,7 @@ def from_lsp_story(
     ``inserted``: text about to be inserted at the cursor; the story is then the one at
     the end of it (after an accepted beam, before the editor sends the change).
     """
-    text = doc.source[: _offset(doc, position)] + inserted
+    text = _whole_characters(doc.source[: _offset(doc, position)] + inserted)
     if len(text) > max_chars:
         text = text[-max_chars:]
         cut = next((i for i, ch in enumerate(text) if ch.isspace()), None)
@@ -61,10 +61,32 @@ def from_lsp_story(
 
 
 def _offset(doc: TextDocument, position: types.Position) -> int:
+    """The index in ``doc.source`` of a client position; past the end of a line is its end.
+
+    pygls clamps a column past the end to one before the last character (and changes the
+    client's Position while at it), so a cursor sent at column 100 of "Once upon a time"
+    read the story as "Once upon a tim".
+    """
     lines = doc.lines
     if position.line >= len(lines):
         return len(doc.source)
-    return min(doc.offset_at_position(position), len(doc.source))
+    line = lines[position.line]
+    content = line.rstrip("\r\n")
+    if position.character >= doc.position_codec.client_num_units(content):
+        start = doc.offset_at_position(types.Position(position.line, 0))
+        return start + len(content)
+    copy = types.Position(position.line, position.character)
+    return min(doc.offset_at_position(copy), len(doc.source))
+
+
+def _whole_characters(text: str) -> str:
+    """``text`` with a lone UTF-16 surrogate (which a client can send as a JSON escape, and
+    which no backend can be sent as UTF-8) replaced by U+FFFD, one character for one."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 def _ends_line(text: str) -> bool:

@@ -1585,12 +1585,9 @@ def test_an_id_python_cannot_hold_is_not_echoed_as_non_json(fresh_buggy: LspProc
     assert not fresh_buggy.violations
 
 
-@known_bug(
-    "pygls' PositionCodec.position_from_client_units clamps a character past the end of a "
-    "line to the line's length counting its line break, minus one: on the last line that "
-    "drops the last character; one past a line's end lands after its \\n, or between \\r "
-    "and \\n"
-)
+# Was a bug (pygls' PositionCodec.position_from_client_units clamps a character past the end
+# of a line to the line's length counting its line break, minus one); the story now reads
+# past the end of a line as its end (lloom_lsp/server/convert.py, _offset).
 @pytest.mark.parametrize(
     "text, line, character, story",
     [
@@ -1639,11 +1636,8 @@ def test_only_lsp_line_breaks_split_lines(
     assert buggy.story_at(shared_backend, 1, 4) == f"Page one{separator}still line one\nline"
 
 
-@known_bug(
-    "a story holding a lone surrogate (JSON allows the escape \\ud83c) cannot be encoded as "
-    "UTF-8 by httpx: every weave there ends in the catch-all 'weave failed' (logged with a "
-    "traceback, shown as a failure) and the backend is never asked"
-)
+# Was a bug (a story holding a lone surrogate, which JSON allows as the escape \ud83c, could
+# not be encoded as UTF-8 by httpx): the story now replaces it with U+FFFD.
 def test_a_lone_surrogate_in_the_document_still_weaves(
     buggy: LspProcess, shared_backend: RecordingBackend
 ) -> None:
