@@ -58,16 +58,22 @@ class LloomProtocol(LanguageServerProtocol):
         kwargs: dict[str, Any] | None = None,
     ) -> None:
         super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        inner = self._request_futures.get(msg_id)
+        if inner is None:
+            return
+        # pygls never forgets the ids it makes up (one per notification, one per command a
+        # request yields to): about 8 KB per keystroke, for as long as the server runs.
+        inner.add_done_callback(lambda done: self._forget(msg_id, done))
         # A handler that a request's generator yields to (the command of a
         # workspace/executeCommand) runs under an id of its own, so $/cancelRequest
         # cancelled only the request's future and the weave went on: link the two.
         outer = getattr(callback, "keywords", {}).get("result_future")
-        inner = self._request_futures.get(msg_id)
-        if outer is None or inner is None:
-            return
-        outer.add_done_callback(lambda done: inner.cancel() if done.cancelled() else None)
-        # pygls never forgets the inner id itself
-        inner.add_done_callback(lambda _: self._request_futures.pop(msg_id, None))
+        if outer is not None:
+            outer.add_done_callback(lambda done: inner.cancel() if done.cancelled() else None)
+
+    def _forget(self, msg_id: Any, done: Any) -> None:
+        if self._request_futures.get(msg_id) is done:
+            del self._request_futures[msg_id]
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         try:
