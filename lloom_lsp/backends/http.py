@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import httpx
 import stamina
+import stamina.instrumentation
 from httpx_sse import EventSource, ServerSentEvent, SSEError
 
 from .errors import (
@@ -21,6 +23,17 @@ from .errors import (
 )
 
 __all__ = ["HttpTransport", "translate_errors"]
+
+log = logging.getLogger("lloom_lsp.backends")
+
+
+def _log_retry(details: stamina.instrumentation.RetryDetails) -> None:
+    """A retry, in our log at INFO; stamina's own hook warns on stderr, which the command
+    line printed as a bare 'stamina.retry_scheduled' line per attempt."""
+    log.info("retry %d in %.2f s after %s", details.retry_num, details.wait_for, details.caused_by)
+
+
+stamina.instrumentation.set_on_retry_hooks([_log_retry])
 
 T = TypeVar("T")
 

@@ -57,7 +57,7 @@ class BestFirstSearch:
         settings = weave.settings
         self.wanted = settings.max_suggestions
         self.budget = settings.max_requests or settings.max_suggestions
-        # (-log joint, order, beam, why it ends or None): open prefixes and ended beams alike
+        # (-priority, order, beam, why it ends or None): open prefixes and ended beams alike
         self._queue: list[tuple[float, int, OpenBeam, str | None]] = []
         self._order = itertools.count()
         self._texts: set[str] = set()  # distinct texts that ended naturally
@@ -94,9 +94,9 @@ class BestFirstSearch:
             self._texts.add(result.text)
 
     def _take(self) -> OpenBeam | None:
-        """Pop queued beams in joint order: an ended one finishes at once (no request), so
-        every beam handed back is at least as probable as every prefix still open then; the
-        first open prefix is returned to grow.  None: nothing open left that may grow."""
+        """Pop queued beams in order (``_priority``): an ended one finishes at once (no
+        request); the first open prefix is returned to grow.  None: nothing open left that
+        may grow."""
         while self._queue and not self.enough:
             _, _, beam, end = heapq.heappop(self._queue)
             if end is not None:
