@@ -110,7 +110,7 @@ class HttpTransport:
             limits=limits,
             transport=transport,
         )
-        # sends and closes that go on after their caller was cancelled: see _send, _close
+        # exchanges that go on after their caller was cancelled: see "cancellation" below
         self._orphans: set[asyncio.Future[Any]] = set()
 
     def url(self, path: str) -> str:
@@ -217,9 +217,10 @@ class HttpTransport:
     async def _send(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` and read the answer's head; the body is left to stream.
 
-        - **Sent again, once, on a stale connection.**  A server that closes a kept-alive
+        - **Sent again at once on a stale connection.**  A server that closes a kept-alive
           connection instead of answering on it (``Server disconnected without sending a
-          response``) processed nothing, so the request is sent again on a new connection.
+          response``) processed nothing, so the request is sent again on a new connection
+          (within the ``RETRY_ATTEMPTS`` below).
         - **Never cancelled while its connection is set up.**  httpcore leaves a connection
           cancelled in that window in its pool for good (encode/httpcore#1093), and streams on
           llama-server take a new connection each, so the weave's cancelled chains filled the

@@ -359,16 +359,12 @@ class WeaveService:
         """An unexpected exception: the user gets one message naming the backend and the
         cause, the log gets the traceback."""
         cause = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        message = (
+        self._show_once(
+            exc,
+            settings,
             f"LLooM: the weave against {settings.url} failed: {cause}. This is a bug in "
-            "lloom-lsp or an answer it does not understand; the server log has the details."
+            "lloom-lsp or an answer it does not understand; the server log has the details.",
         )
-        signature = f"{settings.url}|{type(exc).__name__}"
-        if signature != self._error_shown:
-            self._error_shown = signature
-            self.server.window_show_message(
-                types.ShowMessageParams(type=types.MessageType.Error, message=message)
-            )
 
     def _report_backend_error(self, exc: BackendError, settings: BackendSettings) -> None:
         log.error("backend failure: %s", exc)
@@ -379,7 +375,13 @@ class WeaveService:
             fix = "start llama-server (or your backend) or set lloom.backend.url"
         else:
             fix = "check lloom.backend.type and the server's log"
-        message = f"LLooM: backend {settings.url} failed: {exc.cause}. Fix: {fix}."
+        self._show_once(
+            exc, settings, f"LLooM: backend {settings.url} failed: {exc.cause}. Fix: {fix}."
+        )
+
+    def _show_once(self, exc: Exception, settings: BackendSettings, message: str) -> None:
+        """Show ``message``, unless the last one shown was for this backend and this kind
+        of failure (until a weave succeeds)."""
         signature = f"{settings.url}|{type(exc).__name__}"
         if signature != self._error_shown:
             self._error_shown = signature

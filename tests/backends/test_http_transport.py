@@ -72,6 +72,13 @@ async def raw_server(handler: Handler) -> AsyncIterator[tuple[str, list[int]]]:
         server.close()
 
 
+async def read_all(http: HttpTransport) -> None:
+    """One streamed /completion, read to its end."""
+    async with http.post_sse("/completion", {"prompt": "x"}) as events:
+        async for _ in events:
+            pass
+
+
 async def test_a_kept_alive_connection_the_server_closed_unanswered_is_sent_again() -> None:
     """llama-server (cpp-httplib) closes an idle kept-alive connection after 5 s, httpx keeps
     one 5 s: a request sent as it closes gets 'Server disconnected without sending a response'.
@@ -129,21 +136,16 @@ async def test_streams_cancelled_at_any_moment_leave_the_pool_usable() -> None:
     async with raw_server(handler) as (url, _):
         http = HttpTransport(url, timeout=2.0, concurrency=1)  # a pool of 3 connections
 
-        async def read() -> None:
-            async with http.post_sse("/completion", {"prompt": "x"}) as events:
-                async for _ in events:
-                    pass
-
         try:
             for yields in range(16):  # cancelled after 0..15 turns of the event loop
                 for _ in range(3):
-                    tasks = [asyncio.create_task(read()) for _ in range(3)]
+                    tasks = [asyncio.create_task(read_all(http)) for _ in range(3)]
                     for _ in range(yields):
                         await asyncio.sleep(0)
                     for task in tasks:
                         task.cancel()
                     await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.wait_for(read(), 5.0)  # no PoolTimeout
+            await asyncio.wait_for(read_all(http), 5.0)  # no PoolTimeout
         finally:
             await http.aclose()
 
@@ -164,14 +166,9 @@ async def test_streams_cancelled_again_while_closing_leave_the_pool_usable() -> 
     async with raw_server(handler) as (url, _):
         http = HttpTransport(url, timeout=2.0, concurrency=1)  # a pool of 3 connections
 
-        async def read() -> None:
-            async with http.post_sse("/completion", {"prompt": "x"}) as events:
-                async for _ in events:
-                    pass
-
         try:
             for turns in range(1, 6):
-                tasks = [asyncio.create_task(read()) for _ in range(3)]
+                tasks = [asyncio.create_task(read_all(http)) for _ in range(3)]
                 await asyncio.sleep(0.02)  # streaming now
                 for task in tasks:
                     task.cancel()
