@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
@@ -112,6 +113,9 @@ class HttpTransport:
         )
         # exchanges that go on after their caller was cancelled: see "cancellation" below
         self._orphans: set[asyncio.Future[Any]] = set()
+        #: One permit per exchange with the server, held until it has truly ended (an
+        #: abandoned one included), so that no more than ``concurrency`` are ever open.
+        self._permits = asyncio.Semaphore(max(concurrency, 1))
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -143,11 +147,12 @@ class HttpTransport:
 
     async def _json(self, request: httpx.Request) -> Any:
         async def fetch() -> httpx.Response:
-            response = await self._send(request)
+            response, permit = await self._send(request)
             try:
                 await response.aread()
             finally:
                 await response.aclose()
+                permit.release()
             return response
 
         with translate_errors(str(request.url)):
@@ -174,7 +179,7 @@ class HttpTransport:
         task of its own (see above), whose items the caller takes from a queue."""
         headers = {"Accept": accept} if accept else None
         request = self.client.build_request("POST", self.url(path), json=body, headers=headers)
-        response = await self._send(request)
+        response, permit = await self._send(request)
         queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
 
         async def pump() -> None:
@@ -203,8 +208,11 @@ class HttpTransport:
 
         async def finish() -> None:
             reader.cancel()  # once; a no-op once it is done
-            await asyncio.gather(reader, return_exceptions=True)
-            await response.aclose()
+            try:
+                await asyncio.gather(reader, return_exceptions=True)
+                await response.aclose()
+            finally:
+                permit.release()
 
         reader = asyncio.ensure_future(pump())
         try:
@@ -214,23 +222,47 @@ class HttpTransport:
             self._keep(done)
             await asyncio.shield(done)
 
-    async def _send(self, request: httpx.Request) -> httpx.Response:
-        """Send ``request`` and read the answer's head; the body is left to stream.
+    async def _send(self, request: httpx.Request) -> tuple[httpx.Response, _Permit]:
+        """Send ``request`` and read the answer's head; the body is left to stream.  The
+        caller releases the permit that comes with the answer once it is done with it.
 
+        - **At most ``concurrency`` exchanges are open**, abandoned ones included: each
+          holds one of the transport's permits until it has ended, so a cancelled weave's
+          leftovers delay the next requests instead of running beside them.  A request
+          that waits for a permit (or a connection) has sent nothing, and a cancelled one
+          never will.
         - **Sent again at once on a stale connection.**  A server that closes a kept-alive
           connection instead of answering on it (``Server disconnected without sending a
           response``) processed nothing, so the request is sent again on a new connection
           (within the ``RETRY_ATTEMPTS`` below).
         - **Never cancelled while its connection is set up.**  httpcore leaves a connection
-          cancelled in that window in its pool for good (encode/httpcore#1093), and streams on
-          llama-server take a new connection each, so the weave's cancelled chains filled the
-          pool and every later request waited for its pool timeout.  A cancelled caller
-          returns at once; the send goes on in the background and its answer is closed.
+          cancelled in that window in its pool for good (encode/httpcore#1093).  A caller
+          cancelled then returns at once, and the send goes on in the background only until
+          the connection is ready: it is abandoned before its first byte goes out
+          (``_Sending``).  One cancelled after its head went out is cancelled once, which
+          closes the connection, and the server stops.
         - **Retried where that is safe**, at most ``RETRY_ATTEMPTS`` times in all and within
           the request timeout, with backoff (stamina): a refused connection (a server
           starting), and HTTP 429 and 503 (llama-server loading its model), waiting what
           ``Retry-After`` asks up to ``RETRY_WAIT_MAX``.  Nothing else is sent twice.
         """
+        permit = _Permit(self._permits)
+        try:
+            await _within(self.timeout, permit.acquire())
+        except asyncio.TimeoutError:
+            raise BackendError(
+                str(request.url),
+                f"no free request slot in lloom-lsp within {self.timeout:g} s: "
+                f"{len(self._orphans)} earlier requests are still closing (raise "
+                "lloom.backend.concurrency or lloom.backend.timeoutSeconds)",
+            ) from None
+        try:
+            return await self._attempts(request, permit), permit
+        except BaseException:
+            permit.release()  # a no-op when an abandoned send took it over
+            raise
+
+    async def _attempts(self, request: httpx.Request, permit: _Permit) -> httpx.Response:
         try:
             async for attempt in stamina.retry_context(
                 on=_retry_after,
@@ -241,11 +273,15 @@ class HttpTransport:
                 wait_jitter=0.05,
             ):
                 with attempt:
+                    sending = _Sending()
+                    request.extensions["trace"] = sending.trace
                     send = asyncio.ensure_future(self.client.send(request, stream=True))
                     try:
                         response = await asyncio.shield(send)
                     except asyncio.CancelledError:
-                        self._keep(asyncio.ensure_future(_close_when_answered(send)))
+                        abandoned = asyncio.ensure_future(sending.abandon(send))
+                        permit.hand_to(abandoned)
+                        self._keep(abandoned)
                         raise
                     if response.status_code in RETRY_STATUSES:
                         try:
@@ -316,10 +352,69 @@ def _sse(response: httpx.Response) -> AsyncIterator[ServerSentEvent]:
     return EventSource(response).aiter_sse()
 
 
-async def _close_when_answered(send: asyncio.Future[httpx.Response]) -> None:
-    """A send whose caller left: close its answer once it comes."""
-    try:
-        response = await send
-    except Exception:
-        return  # it failed on its own: nobody is waiting for the error
-    await response.aclose()
+async def _within(seconds: float, waiting: Awaitable[None]) -> None:
+    """``waiting`` within ``seconds``; a cancellation always goes on (``asyncio.wait_for``
+    before 3.12 drops one that comes as ``waiting`` ends, and the cancelled weave went on
+    sending requests)."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            await waiting
+    else:  # pragma: no cover - 3.10
+        await asyncio.wait_for(waiting, seconds)
+
+
+class _Permit:
+    """One of a transport's permits, released once: by the exchange's owner, or by the
+    background task that an abandoned exchange was handed to, when that ends."""
+
+    def __init__(self, permits: asyncio.Semaphore) -> None:
+        self._permits = permits
+        self._held = False
+        self._handed = False
+
+    async def acquire(self) -> None:
+        await self._permits.acquire()
+        self._held = True
+
+    def hand_to(self, task: asyncio.Future[Any]) -> None:
+        self._handed = True
+        task.add_done_callback(lambda _: self._release())
+
+    def release(self) -> None:
+        if not self._handed:
+            self._release()
+
+    def _release(self) -> None:
+        if self._held:
+            self._held = False
+            self._permits.release()
+
+
+class _Abandoned(Exception):
+    """Raised into httpcore to stop a send whose caller left, before its first byte."""
+
+
+class _Sending:
+    """Where one send is, from httpcore's ``trace`` extension, so that a send whose caller
+    left can be stopped without cancelling it while its connection is set up."""
+
+    def __init__(self) -> None:
+        self.started = False  # the request's head is going out: the connection is ready
+        self.abandoned = False
+
+    async def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        if event.endswith(".send_request_headers.started"):
+            if self.abandoned:
+                raise _Abandoned  # nothing was sent; httpcore closes or keeps the connection
+            self.started = True
+
+    async def abandon(self, send: asyncio.Future[httpx.Response]) -> None:
+        """Stop ``send`` as soon as that is safe, and close its answer should one come."""
+        self.abandoned = True
+        if self.started:
+            send.cancel()  # once, past the connection's setup: it closes, the server stops
+        try:
+            response = await send
+        except (Exception, asyncio.CancelledError):
+            return  # stopped, or failed on its own: nobody is waiting for the error
+        await response.aclose()  # a transport without trace events answered first

@@ -6,9 +6,11 @@ supports ``window.workDoneProgress``; otherwise does nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from types import TracebackType
+from typing import Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -16,6 +18,10 @@ from pygls.lsp.server import LanguageServer
 __all__ = ["Progress"]
 
 log = logging.getLogger("lloom_lsp.server.progress")
+
+#: ``window/workDoneProgress/create`` requests whose weave was cancelled before the client
+#: answered: kept until the answer comes, so that it lands on a live future.
+_unanswered: set[asyncio.Future[Any]] = set()
 
 
 class Progress:
@@ -45,8 +51,18 @@ class Progress:
             if not self._client_supports():
                 return self
             self.token = f"lloom-{uuid.uuid4()}"
+            # The request runs in a task of its own that a cancelled weave leaves alone.
+            # Cancelled inside, pygls turned the cancellation into a JsonRpcException (which
+            # the refusal handler below swallowed, so the cancelled weave went on), and the
+            # client's answer later hit a cancelled future (pygls #621: InvalidStateError).
+            create = asyncio.ensure_future(self.server.work_done_progress.create_async(self.token))
             try:
-                await self.server.work_done_progress.create_async(self.token)
+                await asyncio.shield(create)
+            except asyncio.CancelledError:
+                _unanswered.add(create)
+                create.add_done_callback(_unanswered.discard)
+                create.add_done_callback(lambda t: t.cancelled() or t.exception())
+                raise
             except Exception as exc:  # a client may refuse; weaving goes on without
                 log.debug("progress token refused: %s", exc)
                 return self

@@ -236,6 +236,7 @@ class WeaveService:
         show_progress: bool,
     ) -> WeaveResult | None:
         backend, limiter = self.backend(settings)
+        log.debug("weave of %d characters starts", len(story))
         weave = Weave(
             backend,
             story,
@@ -256,6 +257,14 @@ class WeaveService:
         async with progress:
             try:
                 result = await weave.run(on_beam)
+            except asyncio.CancelledError:
+                log.debug(
+                    "weave of %d characters cancelled after %d requests, %.2f s",
+                    len(story),
+                    weave.stats.requests,
+                    time.perf_counter() - started,
+                )
+                raise
             except BackendError as exc:
                 progress.end_message = "backend failed"
                 if running.quiet:

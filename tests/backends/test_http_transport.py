@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
-from lloom_lsp.backends import BackendUnavailable
+from lloom_lsp.backends import BackendError, BackendUnavailable
 from lloom_lsp.backends.http import RETRY_ATTEMPTS, HttpTransport
 
 SSE = (
@@ -188,10 +188,116 @@ async def test_streams_cancelled_again_while_closing_leave_the_pool_usable() -> 
 
 
 def test_our_own_pool_timeout_is_not_called_the_backend_being_down() -> None:
-    from lloom_lsp.backends import BackendError
     from lloom_lsp.backends.http import translate_errors
 
     with pytest.raises(BackendError) as caught, translate_errors("http://x/completion"):
         raise httpx.PoolTimeout("no connection available")
     assert not isinstance(caught.value, BackendUnavailable)
     assert "own pool" in str(caught.value) and "lloom.backend.concurrency" in str(caught.value)
+
+
+async def test_abandoned_requests_still_count_against_concurrency() -> None:
+    """A weave cancelled while its requests were being sent used to leave them running in
+    the background while the next weave's requests started beside them: the server saw more
+    than ``concurrency`` at once.  An abandoned request now keeps its place until it has
+    ended, and one cancelled before its first byte went out is never sent."""
+    active, peak, seen = 0, 0, 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal active, peak, seen
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            writer.close()
+            return
+        seen += 1
+        active += 1
+        peak = max(peak, active)
+        left = asyncio.ensure_future(reader.read(1))  # b"" once the client closed
+        try:
+            done, _ = await asyncio.wait({left}, timeout=0.03)
+            if not done:
+                writer.write(SSE)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            left.cancel()
+            active -= 1
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    http = HttpTransport(url, timeout=2.0, concurrency=2)
+    try:
+        started = 0
+        for yields in range(16):  # cancelled after 0..15 turns of the event loop
+            tasks = [asyncio.create_task(read_all(http)) for _ in range(4)]
+            started += len(tasks)
+            for _ in range(yields):
+                await asyncio.sleep(0)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        cancelled_seen = seen
+        await asyncio.wait_for(asyncio.gather(*(read_all(http) for _ in range(4))), 5.0)
+        assert peak <= 2
+        assert cancelled_seen < started  # the ones still waiting for a place were never sent
+        assert seen == cancelled_seen + 4
+    finally:
+        await http.aclose()
+        server.close()
+
+
+async def test_waiting_for_a_place_ends_with_a_clear_error_naming_the_url() -> None:
+    async def handler(before: int, head: bytes, w: asyncio.StreamWriter) -> bool:
+        w.write(SSE)
+        for _ in range(10):  # holds the only place past the timeout, never idle that long
+            await asyncio.sleep(0.1)
+            w.write(b'data: {"content": "a"}\n\n')
+            await w.drain()
+        return False
+
+    async with raw_server(handler) as (url, _):
+        http = HttpTransport(url, timeout=0.3, concurrency=1)
+        try:
+            first = asyncio.create_task(read_all(http))
+            await asyncio.sleep(0.05)
+            with pytest.raises(BackendError) as caught:
+                await read_all(http)
+            assert f"{url}/completion" in str(caught.value)
+            assert "lloom.backend.concurrency" in str(caught.value)
+            first.cancel()
+            await asyncio.gather(first, return_exceptions=True)
+        finally:
+            await http.aclose()
+
+
+async def test_a_request_cancelled_as_its_place_comes_free_is_not_sent() -> None:
+    """``asyncio.wait_for`` drops a cancellation that comes as the awaited thing ends: a
+    weave cancelled just as a place came free went on sending requests for a story nobody
+    wanted any more."""
+
+    async def handler(before: int, head: bytes, w: asyncio.StreamWriter) -> bool:
+        w.write(SSE)
+        await w.drain()
+        return False
+
+    async with raw_server(handler) as (url, counts):
+        http = HttpTransport(url, timeout=2.0, concurrency=1)
+        try:
+            await http._permits.acquire()  # the only place, held by "another request"
+            late = asyncio.create_task(read_all(http))
+            for _ in range(3):
+                await asyncio.sleep(0)  # waiting for the place now
+            http._permits.release()
+            late.cancel()  # in the same turn
+            await asyncio.gather(late, return_exceptions=True)
+            await asyncio.sleep(0.1)
+            assert late.cancelled()
+            assert counts == []  # nothing went out
+            await read_all(http)  # and the place is free again
+        finally:
+            await http.aclose()

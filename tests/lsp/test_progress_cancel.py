@@ -204,3 +204,40 @@ async def test_cancelling_the_weave_command_stops_the_weave(
     end = reports[-1]
     assert isinstance(end, types.WorkDoneProgressEnd)
     assert end.message == "cancelled"  # not "1001 suggestions in 2.87 s", woven to the end
+
+
+async def test_a_weave_cancelled_while_its_progress_token_is_created_stops() -> None:
+    """Cancelled while ``window/workDoneProgress/create`` waits for the client, the weave
+    went on: pygls turns the cancellation into an exception, which the handler for a client
+    refusing the token swallowed.  And the client's answer then landed on a cancelled future
+    (pygls #621: InvalidStateError, logged as an error)."""
+    from types import SimpleNamespace
+
+    from lloom_lsp.server.progress import Progress
+
+    answer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def create_async(token: str) -> None:
+        try:
+            await answer  # what pygls awaits: the future the client's answer resolves
+        except asyncio.CancelledError:
+            raise RuntimeError("CANCELLED") from None  # pygls's JsonRpcException
+
+    capabilities = SimpleNamespace(window=SimpleNamespace(work_done_progress=True))
+    server = SimpleNamespace(
+        client_capabilities=capabilities,
+        work_done_progress=SimpleNamespace(create_async=create_async, begin=lambda *a: None),
+    )
+    went_on = False
+
+    async def weave() -> None:
+        nonlocal went_on
+        async with Progress(server, None, "Weaving"):  # type: ignore[arg-type]
+            went_on = True
+
+    task = asyncio.create_task(weave())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled() and not went_on
+    answer.set_result(None)  # the client answers late: the future is still live

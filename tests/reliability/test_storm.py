@@ -726,13 +726,6 @@ def test_every_request_gets_one_answer(storm: Storm) -> None:
     assert sorted(storm.responses) == sorted(s.msg_id for s in storm.sent)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a cancelled weave's backend requests are still sent (those waiting for one of "
-    "HttpTransport's connections) and stay open until llama-server's answer begins "
-    "(HttpTransport._send, _close_when_answered), while their limiter permits and slots "
-    "already went to the next requests",
-)
 def test_backend_requests_never_exceed_concurrency_nor_outlive_their_weave(storm: Storm) -> None:
     assert storm.proxy_errors == []
     assert storm.max_in_flight <= CONCURRENCY, over_limit(storm.exchanges, CONCURRENCY)[:5]
@@ -776,11 +769,5 @@ def test_server_memory_stays_bounded(storm: Storm) -> None:
     assert peak - after_tenth < RSS_GROWTH_LIMIT_KB
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a weave cancelled while the server awaits window/workDoneProgress/create "
-    "cancels pygls's request future; the client's answer then raises InvalidStateError, "
-    "logged as 'server error (JsonRpcException): CANCELLED'",
-)
 def test_cancelling_logs_no_errors(storm: Storm) -> None:
     assert storm.errors_logged == []
