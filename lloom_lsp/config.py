@@ -201,6 +201,21 @@ class InlineSettings:
 
 
 @attrs.frozen
+class CompletionSettings:
+    """The completion list (textDocument/completion)."""
+
+    debounce_ms: int = _setting(
+        150,
+        "Wait this long after the last completion request for a document before weaving: "
+        "completion engines that ask on every keystroke (nvim-cmp, blink.cmp, "
+        "vim.lsp.completion's autotrigger) get one weave when typing pauses, not one per "
+        "keystroke. A request answered from the cache never waits.",
+        minimum=0,
+        maximum=60_000,
+    )
+
+
+@attrs.frozen
 class WarmupSettings:
     """Work done before it is asked for, so the next weave answers sooner."""
 
@@ -230,6 +245,7 @@ class Settings:
     weave: WeaveSettings = attrs.field(factory=WeaveSettings)
     story: StorySettings = attrs.field(factory=StorySettings)
     inline: InlineSettings = attrs.field(factory=InlineSettings)
+    completion: CompletionSettings = attrs.field(factory=CompletionSettings)
     warmup: WarmupSettings = attrs.field(factory=WarmupSettings)
 
 
@@ -238,6 +254,7 @@ _GROUPS: dict[str, type] = {
     "weave": WeaveSettings,
     "story": StorySettings,
     "inline": InlineSettings,
+    "completion": CompletionSettings,
     "warmup": WarmupSettings,
 }
 

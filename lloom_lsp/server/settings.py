@@ -1,5 +1,9 @@
 """Settings from the editor, layered: defaults < initializationOptions <
-workspace/configuration (pulled, per document) < workspace/didChangeConfiguration (pushed).
+workspace/didChangeConfiguration (pushed) < workspace/configuration (pulled, per document).
+
+A push is window-level (VS Code pushes the settings of no folder), so a document's pulled
+settings, which hold its folder's, win over it; a push also drops what was pulled, so the
+next request pulls afresh.  A client that cannot be asked gets the push.
 
 A layer that fails validation is reported once, by key and allowed range, and the
 last valid configuration stays in force.
@@ -17,7 +21,7 @@ __all__ = ["SettingsStore", "lloom_section"]
 
 log = logging.getLogger("lloom_lsp.server.settings")
 
-_GROUP_KEYS = {"backend", "weave", "story", "inline", "warmup", *CLIENT_GROUPS}
+_GROUP_KEYS = {"backend", "weave", "story", "inline", "completion", "warmup", *CLIENT_GROUPS}
 
 
 def lloom_section(raw: Any) -> dict[str, Any] | None:
@@ -94,7 +98,7 @@ class SettingsStore:
         beside it still apply.
         """
         raw = merge_raw(
-            self.init_raw, self._pulled.get(scope, self._pulled.get(None)), self.pushed_raw
+            self.init_raw, self.pushed_raw, self._pulled.get(scope, self._pulled.get(None))
         )
         last = self._valid.get(scope) or self._valid.get(None) or Settings()
         self._warn_unknown(raw)

@@ -74,3 +74,39 @@ async def test_unknown_document_gets_an_empty_answer(client: LanguageClient) -> 
     )
     assert isinstance(result, types.CompletionList)
     assert list(result.items) == []
+
+
+async def test_requests_on_every_keystroke_get_one_weave_when_typing_pauses(
+    client: LanguageClient,
+) -> None:
+    """nvim-cmp, blink.cmp and vim.lsp.completion's autotrigger ask on every keystroke.
+    Each weaved before: a weave per keystroke, each cancelling the last."""
+    import asyncio
+
+    from pygls.exceptions import JsonRpcRequestCancelled
+
+    text = "Once upon a"
+    open_doc(client, text)
+    asked = []
+    for version, char in enumerate(" time", start=2):
+        text += char
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=version),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
+            )
+        )
+        asked.append(
+            client.text_document_completion_async(
+                types.CompletionParams(
+                    text_document=types.TextDocumentIdentifier(uri=URI), position=end_of(text)
+                )
+            )
+        )
+        await asyncio.sleep(0.02)  # well inside completion.debounceMs (150 ms)
+    answers = await asyncio.gather(*asked, return_exceptions=True)
+    *early, last = answers
+    assert all(isinstance(a, JsonRpcRequestCancelled) for a in early), early
+    assert isinstance(last, types.CompletionList) and last.items
+    # each weave asks for a progress token first: one weave, for the text typing paused at
+    assert len(client.progress_reports) == 1

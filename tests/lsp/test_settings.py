@@ -53,11 +53,17 @@ async def test_three_sources_later_wins(bare_client: LanguageClient, llama_serve
     )
     assert set(await weave_tokens(bare_client)) == {3}
 
-    # a pushed didChangeConfiguration wins over the pulled one
+    # a push is window-level (VS Code pushes no folder's settings): it makes the server
+    # pull again, and the document's own pulled settings win over it
     bare_client.workspace_did_change_configuration(
         types.DidChangeConfigurationParams(settings={"lloom": {"weave": {"maxDepth": 4}}})
     )
-    assert set(await weave_tokens(bare_client)) == {4}
+    assert set(await weave_tokens(bare_client)) == {3}
+    bare_client.set_configuration({"lloom": {"weave": {"maxDepth": 5}}})
+    bare_client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"lloom": {"weave": {"maxDepth": 4}}})
+    )
+    assert set(await weave_tokens(bare_client)) == {5}
     assert errors(bare_client) == []
 
 
@@ -121,6 +127,18 @@ def test_an_invalid_folder_is_reported_once_however_often_a_valid_folder_asks() 
     store.set_pulled("file:///bad/", {"weave": {"maxDepth": 0}})
     store.get("file:///bad/")
     assert len(errors) == 2
+
+
+def test_a_folders_pulled_settings_win_over_pushed_window_settings() -> None:
+    """VS Code pushes window-level settings; the server ranked them above the per-document
+    settings it pulls, so a folder's .vscode/settings.json never applied."""
+    store, errors, _ = _store()
+    store.set_pushed({"lloom": {"weave": {"maxDepth": 4, "topN": 3}}})
+    store.set_pulled("file:///folder/", {"weave": {"maxDepth": 5}})
+    folder = store.get("file:///folder/")
+    assert (folder.weave.max_depth, folder.weave.top_n) == (5, 3)
+    assert store.get("file:///elsewhere/").weave.max_depth == 4  # not pulled: the push
+    assert errors == []
 
 
 def test_an_unknown_key_is_one_warning_naming_it() -> None:

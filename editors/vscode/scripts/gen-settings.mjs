@@ -28,6 +28,7 @@ const GROUP_TITLES = {
   weave: 'Weave',
   story: 'Story',
   inline: 'Inline Suggestions',
+  completion: 'Completion List',
   warmup: 'Warm-up',
 };
 

@@ -1,6 +1,14 @@
-"""textDocument/completion: every beam is one item, in rank order."""
+"""textDocument/completion: every beam is one item, in rank order.
+
+Completion engines (nvim-cmp, blink.cmp, ``vim.lsp.completion`` with autotrigger, VS Code's
+quick suggestions) ask on every keystroke.  A request the cache cannot answer waits
+``completion.debounceMs``; a newer request for the same document cancels it, so typing gets
+one weave when it pauses instead of one per keystroke.
+"""
 
 from __future__ import annotations
+
+import asyncio
 
 from lsprotocol import types
 
@@ -9,6 +17,8 @@ from ..convert import from_lsp_story, to_lsp_completion_items
 
 
 def register(server: LloomServer) -> None:
+    pending: dict[str, asyncio.Future[object]] = {}
+
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions())
     async def completion(ls: LloomServer, params: types.CompletionParams) -> types.CompletionList:
         empty = types.CompletionList(is_incomplete=False, items=[])
@@ -17,9 +27,23 @@ def register(server: LloomServer) -> None:
             return empty
         settings = await ls.settings_for(doc.uri)
         story = from_lsp_story(doc, params.position, settings.story.max_context_chars)
-        result = await ls.weaver.weave(
-            doc.uri, story, settings, progress_token=params.work_done_token
-        )
+        result = ls.weaver.cached(doc.uri, story, settings)
+        if result is None:
+            this = asyncio.current_task()
+            previous = pending.get(doc.uri)
+            if previous is not None and previous is not this and not previous.done():
+                previous.cancel()  # answered -32800: a newer request replaced it
+            if this is not None:
+                pending[doc.uri] = this
+            try:
+                if settings.completion.debounce_ms:
+                    await asyncio.sleep(settings.completion.debounce_ms / 1000)
+                result = await ls.weaver.weave(
+                    doc.uri, story, settings, progress_token=params.work_done_token
+                )
+            finally:
+                if pending.get(doc.uri) is this:
+                    del pending[doc.uri]
         if result is None:
             return empty
         # isIncomplete false: typing after the list appears only filters it.

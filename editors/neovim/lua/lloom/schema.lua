@@ -181,6 +181,14 @@ return {
     description = "Wait this long after the last keystroke before an automatic weave.",
   },
   {
+    key = "lloom.completion.debounceMs",
+    type = "integer",
+    default = 150,
+    minimum = 0,
+    maximum = 60000,
+    description = "Wait this long after the last completion request for a document before weaving: completion engines that ask on every keystroke (nvim-cmp, blink.cmp, vim.lsp.completion's autotrigger) get one weave when typing pauses, not one per keystroke. A request answered from the cache never waits.",
+  },
+  {
     key = "lloom.warmup.enabled",
     type = "boolean",
     default = true,
