@@ -756,13 +756,6 @@ def test_the_last_request_gets_the_final_texts_beams(storm: Storm) -> None:
     assert got and sorted(got) == sorted(storm.expected)
 
 
-@pytest.mark.xfail(
-    FULL,
-    strict=True,
-    reason="RSS still grows about 10 MiB over 2,000 keystrokes after the first 10% (it was "
-    "15-22 MiB before LloomProtocol dropped the futures pygls 2.1.1 keeps for every "
-    "notification); pygls' Progress.tokens (#607) and the logged cancel errors are suspects",
-)
 def test_server_memory_stays_bounded(storm: Storm) -> None:
     _, after_tenth, peak, _ = storm.rss_figures()
     assert len(storm.rss) > 20
