@@ -71,6 +71,11 @@ class _Running:
         self.task.cancel()
 
 
+#: Server to client, at every weave's start and end: ``{uri, state, message}``, state one
+#: of weaving, done, failed, cancelled; message the speed line (done) or the error (failed).
+STATUS_NOTIFICATION = "lloom/status"
+
+
 class WeaveService:
     def __init__(
         self,
@@ -154,15 +159,17 @@ class WeaveService:
         progress_token: types.ProgressToken | None = None,
         show_progress: bool = True,
         background: bool = False,
+        fresh: bool = False,
     ) -> WeaveResult | None:
         """The cached result, or a new weave (cancelling this document's previous one
         and every warm-up).  ``background``: nobody waits for it yet, so no progress
-        and no error message.
+        and no error message.  ``fresh``: weave anew even when the cache has the answer
+        (a running weave of the same story is shared: it is fresh too).
 
         Returns None when the backend failed (the user has been told, unless quiet).
         """
         key = self.key(uri, story, settings)
-        if (hit := self._hit(key)) is not None:
+        if not fresh and (hit := self._hit(key)) is not None:
             return hit
         running = self._running.get(uri)
         if running is None or running.key != key or not running.joinable:
@@ -254,37 +261,54 @@ class WeaveService:
             elapsed = max(time.perf_counter() - started, 1e-9)
             progress.report(f"{found} beams, {weave.stats.decoded_tokens / elapsed:.1f} tok/s")
 
-        async with progress:
-            try:
-                result = await weave.run(on_beam)
-            except asyncio.CancelledError:
-                log.debug(
-                    "weave of %d characters cancelled after %d requests, %.2f s",
-                    len(story),
-                    weave.stats.requests,
-                    time.perf_counter() - started,
-                )
-                raise
-            except BackendError as exc:
-                progress.end_message = "backend failed"
-                if running.quiet:
-                    log.info("background weave failed: %s", exc)
-                else:
-                    self._report_backend_error(exc, settings.backend)
-                return None
-            except Exception as exc:  # a bug, ours or an answer nobody foresaw: one message
-                progress.end_message = "weave failed"
-                log.exception("weave failed on %s", settings.backend.url)
-                if not running.quiet:
-                    self._report_failure(exc, settings.backend)
-                return None
-            progress.end_message = speed_line(result)
+        uri = running.key[0]
+        self._status(uri, "weaving")
+        try:
+            async with progress:
+                try:
+                    result = await weave.run(on_beam)
+                except BackendError as exc:
+                    progress.end_message = "backend failed"
+                    self._status(uri, "failed", str(exc))
+                    if running.quiet:
+                        log.info("background weave failed: %s", exc)
+                    else:
+                        self._report_backend_error(exc, settings.backend)
+                    return None
+                except Exception as exc:  # a bug, ours or an answer nobody foresaw
+                    progress.end_message = "weave failed"
+                    self._status(uri, "failed", f"weave failed: {type(exc).__name__}: {exc}")
+                    log.exception("weave failed on %s", settings.backend.url)
+                    if not running.quiet:
+                        self._report_failure(exc, settings.backend)
+                    return None
+                progress.end_message = speed_line(result)
+        except asyncio.CancelledError:
+            log.debug(
+                "weave of %d characters cancelled after %d requests, %.2f s",
+                len(story),
+                weave.stats.requests,
+                time.perf_counter() - started,
+            )
+            self._status(uri, "cancelled")
+            raise
+        self._status(uri, "done", speed_line(result))
         self._error_shown = None
         log.info("%s (%d requests)", speed_line(result), result.stats.requests)
         self._cache[running.key] = result
         while len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)
         return result
+
+    def _status(self, uri: str, state: str, message: str = "") -> None:
+        """``lloom/status``: every weave's start and end, whichever request asked for it,
+        for the editors' status lines (state, and the speed line or the error)."""
+        try:
+            self.server.protocol.notify(
+                STATUS_NOTIFICATION, {"uri": uri, "state": state, "message": message}
+            )
+        except Exception as exc:  # a closing transport: the status line can wait
+            log.debug("lloom/status not sent: %r", exc)
 
     # -- before it is asked for ------------------------------------------------------
 

@@ -101,3 +101,93 @@ async def test_bad_arguments_get_invalid_params(client: LanguageClient) -> None:
         await command(client, "lloom.weave", URI)
     with pytest.raises(JsonRpcInvalidParams):
         await command(client, "lloom.accept", URI, "not a version", {"line": 0}, "x")
+
+
+def _statuses(client: LanguageClient) -> list[dict[str, Any]]:
+    """Every ``lloom/status`` notification the server sent, in order (recorded once the
+    handler is installed)."""
+    seen: list[dict[str, Any]] = getattr(client, "_lloom_statuses", None) or []
+    if not hasattr(client, "_lloom_statuses"):
+        client._lloom_statuses = seen  # type: ignore[attr-defined]
+
+        @client.feature("lloom/status")
+        def on_status(params: Any) -> None:
+            seen.append({k: getattr(params, k) for k in ("uri", "state", "message")})
+
+    return seen
+
+
+async def _settled(statuses: list[dict[str, Any]], count: int) -> None:
+    import asyncio
+
+    for _ in range(200):
+        if len(statuses) >= count:
+            return
+        await asyncio.sleep(0.01)
+
+
+async def test_weave_again_fresh_weaves_anew_and_the_status_says_so(
+    client: LanguageClient,
+) -> None:
+    """ "Weave Again" answered from the cache: the same beams, no weave.  ``fresh`` weaves."""
+    statuses = _statuses(client)
+    open_doc(client, TEXT)
+    pos = {"line": 0, "character": len(TEXT)}
+    first = await command(client, "lloom.weave", URI, pos)
+    await _settled(statuses, 2)
+    assert [s["state"] for s in statuses] == ["weaving", "done"]
+    assert statuses[-1] == {"uri": URI, "state": "done", "message": first["speedLine"]}
+    cached = await command(client, "lloom.weave", URI, pos)
+    assert cached["beams"] == first["beams"] and len(statuses) == 2  # no weave
+    again = await command(client, "lloom.weave", URI, pos, {"fresh": True})
+    await _settled(statuses, 4)
+    assert [s["state"] for s in statuses] == ["weaving", "done", "weaving", "done"]
+    assert [b["insertText"] for b in again["beams"]] == [b["insertText"] for b in first["beams"]]
+
+
+async def test_weave_deeper_and_from_a_beam(client: LanguageClient) -> None:
+    open_doc(client, TEXT)
+    pos = {"line": 0, "character": len(TEXT)}
+    plain = await command(client, "lloom.weave", URI, pos)
+    depth = max(len(b["tokens"]) for b in plain["beams"])
+    deeper = await command(client, "lloom.weave", URI, pos, {"deeper": True})
+    assert max(len(b["tokens"]) for b in deeper["beams"]) > depth
+    assert max(len(b["tokens"]) for b in deeper["beams"]) <= 2 * depth
+
+    chosen = plain["beams"][0]["insertText"]
+    onward = await command(client, "lloom.weave", URI, pos, {"after": chosen})
+    assert onward["after"] == chosen
+    assert onward["tree"]["prompt"] == (TEXT + chosen).rstrip(" \t")
+    assert onward["beams"] and all(b["insertText"].startswith(chosen) for b in onward["beams"])
+    # the same beams as a weave of the story with the beam in it
+    open_doc(client, TEXT + chosen, uri=URI + ".copy")
+    copy = await command(
+        client, "lloom.weave", URI + ".copy", {"line": 0, "character": len(TEXT + chosen)}
+    )
+    assert [b["insertText"] for b in onward["beams"]] == [
+        chosen + b["insertText"] for b in copy["beams"]
+    ]
+
+
+async def test_bad_weave_options_are_named(client: LanguageClient) -> None:
+    open_doc(client, TEXT)
+    pos = {"line": 0, "character": len(TEXT)}
+    unknown = await command(client, "lloom.weave", URI, pos, {"frseh": True})
+    assert unknown["beams"] == [] and "'frseh'" in unknown["error"]
+    wrong = await command(client, "lloom.weave", URI, pos, {"after": 3})
+    assert "'after'" in wrong["error"] and "str" in wrong["error"]
+
+
+async def test_every_weave_reports_its_status_whoever_asked(client: LanguageClient) -> None:
+    """The status bar showed only weaves asked for with lloom.weave."""
+    statuses = _statuses(client)
+    open_doc(client, TEXT)
+    result = await client.text_document_completion_async(
+        types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=URI), position=end_of(TEXT)
+        )
+    )
+    assert result is not None and result.items
+    await _settled(statuses, 2)
+    assert [s["state"] for s in statuses] == ["weaving", "done"]
+    assert statuses[-1]["message"].startswith(f"{len(result.items)} suggestions in ")
