@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { bar, beamText, escapeIcons, percent, toBeamItems, visible } from '../src/core/beamItems';
+import { bar, beamText, escapeIcons, nextWeaveOptions, percent, pickTitle, toBeamItems, visible } from '../src/core/beamItems';
 import type { WeaveBeam } from '../src/core/protocol';
 
 function beam(text: string, score: number, extra: Partial<WeaveBeam> = {}): WeaveBeam {
@@ -111,5 +111,44 @@ describe('toBeamItems', () => {
     const [item] = toBeamItems([beam('', 0)]);
     assert.equal(item.label, '·········· 0.00  (end of text)');
     assert.deepEqual(toBeamItems([]), []);
+  });
+});
+
+describe('nextWeaveOptions', () => {
+  const picked = beam(' there was a girl', 1);
+
+  it('weaves again afresh, not from the cache that gave the same beams', () => {
+    assert.deepEqual(nextWeaveOptions('again', {}), { fresh: true });
+  });
+
+  it('weaves deeper: beams twice as long', () => {
+    assert.deepEqual(nextWeaveOptions('deeper', {}), { deeper: true });
+  });
+
+  it("weaves from a beam: the story plus the beam's text, inserted later with each new beam", () => {
+    assert.deepEqual(nextWeaveOptions('from', {}, picked), { after: ' there was a girl' });
+  });
+
+  it('stays after the beam it was woven from when woven again or deeper', () => {
+    const fromBeam = { after: ' there' };
+    assert.deepEqual(nextWeaveOptions('again', fromBeam), { fresh: true, after: ' there' });
+    assert.deepEqual(nextWeaveOptions('deeper', fromBeam), { deeper: true, after: ' there' });
+    // A beam of that weave already starts with ` there`.
+    assert.deepEqual(nextWeaveOptions('from', fromBeam, beam(' there was', 1)), { after: ' there was' });
+  });
+});
+
+describe('pickTitle', () => {
+  it('shows the speed line, and the beam a weave continues from', () => {
+    assert.equal(pickTitle({ speedLine: '3 suggestions in 0.2 s' }), 'LLooM: 3 suggestions in 0.2 s');
+    assert.equal(
+      pickTitle({ speedLine: 'fast', after: ' there was\na girl' }),
+      'LLooM after “ there was⏎a girl”: fast',
+    );
+  });
+
+  it('keeps the end of a long beam, where the weave goes on', () => {
+    const title = pickTitle({ speedLine: 'x', after: 'a'.repeat(50) + ' the end' });
+    assert.equal(title, `LLooM after “…${'a'.repeat(31)} the end”: x`);
   });
 });

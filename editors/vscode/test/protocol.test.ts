@@ -106,3 +106,26 @@ describe('endOfInsertion', () => {
     assert.deepEqual(endOfInsertion({ line: 0, character: 0 }, '😀é'), { line: 0, character: 3 });
   });
 });
+
+describe('weave options', () => {
+  it('sends fresh, deeper and after as the third argument', () => {
+    const pos = { line: 2, character: 5 };
+    assert.deepEqual(weaveArguments('file:///a.txt', pos, { fresh: true }), ['file:///a.txt', pos, { fresh: true }]);
+    assert.deepEqual(weaveArguments('file:///a.txt', pos, { deeper: true, after: ' the' }), [
+      'file:///a.txt',
+      pos,
+      { deeper: true, after: ' the' },
+    ]);
+  });
+
+  it('leaves the options out when none is set, as older servers take two arguments', () => {
+    const pos = { line: 0, character: 0 };
+    assert.equal(weaveArguments('file:///a.txt', pos, {}).length, 2);
+    assert.equal(weaveArguments('file:///a.txt', pos, { fresh: false, after: '' }).length, 2);
+  });
+
+  it('reads the text a weave continued from', () => {
+    assert.equal(parseWeaveResult({ ...sample, after: ' there' }).after, ' there');
+    assert.equal(parseWeaveResult(sample).after, undefined);
+  });
+});

@@ -3,7 +3,7 @@
  *
  * Pure: no `vscode` import.  Items are plain objects that satisfy `vscode.QuickPickItem`.
  */
-import type { WeaveBeam, WeaveToken } from './protocol';
+import type { WeaveBeam, WeaveOptions, WeaveToken } from './protocol';
 
 const BLOCKS = ' ▏▎▍▌▋▊▉█';
 
@@ -75,4 +75,35 @@ export function toBeamItems(beams: readonly WeaveBeam[], width = 10): BeamItem[]
       beam,
     };
   });
+}
+
+/**
+ * The QuickPick's other answers: weave again afresh (the cached beams would be the same),
+ * weave deeper, or weave from a beam not inserted yet.
+ */
+export type PickAction = 'again' | 'deeper' | 'from';
+
+/**
+ * The options of the weave an action asks for.  `shown` is the weave on screen: one
+ * woven from a beam stays after that beam when woven again or deeper.  `beam` is the
+ * row whose button was pressed, for `from`; its insertText already starts with any
+ * earlier `after`, so chained weaves build on each other.
+ */
+export function nextWeaveOptions(
+  action: PickAction,
+  shown: { after?: string },
+  beam?: WeaveBeam,
+): WeaveOptions {
+  const after = shown.after ? { after: shown.after } : {};
+  if (action === 'again') return { fresh: true, ...after };
+  if (action === 'deeper') return { deeper: true, ...after };
+  return beam ? { after: beam.insertText } : { ...after };
+}
+
+/** The QuickPick's title: the speed line, and the end of the beam woven from, if any. */
+export function pickTitle(result: { speedLine: string; after?: string }, width = 40): string {
+  if (!result.after) return `LLooM: ${result.speedLine}`;
+  const after = [...visible(result.after)];
+  const shown = after.length > width ? `…${after.slice(-(width - 1)).join('')}` : after.join('');
+  return `LLooM after “${escapeIcons(shown)}”: ${result.speedLine}`;
 }

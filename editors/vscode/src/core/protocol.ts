@@ -55,6 +55,19 @@ export interface WeaveResult {
   version: number;
   /** Set when the server could not weave (document not open, backend failed). */
   error?: string;
+  /** The text this weave continued from (options.after); each beam's insertText starts with it. */
+  after?: string;
+}
+
+/**
+ * How `lloom.weave` weaves.  `fresh`: anew, replacing the cached result (Weave Again).
+ * `deeper`: beams twice as long.  `after`: from the story plus this text, a beam not
+ * inserted yet (Weave From This Beam).
+ */
+export interface WeaveOptions {
+  fresh?: boolean;
+  deeper?: boolean;
+  after?: string;
 }
 
 export interface AcceptResult {
@@ -108,8 +121,10 @@ export function parseWeaveResult(raw: unknown): WeaveResult {
   }
   const stats = isRecord(raw.stats) ? raw.stats : {};
   const error = typeof raw.error === 'string' && raw.error !== '' ? { error: raw.error } : {};
+  const after = typeof raw.after === 'string' && raw.after !== '' ? { after: raw.after } : {};
   return {
     ...error,
+    ...after,
     beams: raw.beams.map(toBeam),
     stats: {
       requests: num(stats.requests),
@@ -131,8 +146,19 @@ export function parseAcceptResult(raw: unknown): AcceptResult {
     : { applied: raw.applied };
 }
 
-export function weaveArguments(uri: string, position: LspPosition): [string, LspPosition] {
-  return [uri, { line: position.line, character: position.character }];
+/** `[uri, position]`, plus the options that are set: an older server takes two arguments only. */
+export function weaveArguments(
+  uri: string,
+  position: LspPosition,
+  options: WeaveOptions = {},
+): [string, LspPosition] | [string, LspPosition, WeaveOptions] {
+  const pos = { line: position.line, character: position.character };
+  const set: WeaveOptions = {
+    ...(options.fresh ? { fresh: true } : {}),
+    ...(options.deeper ? { deeper: true } : {}),
+    ...(options.after ? { after: options.after } : {}),
+  };
+  return Object.keys(set).length > 0 ? [uri, pos, set] : [uri, pos];
 }
 
 export function acceptArguments(

@@ -1,0 +1,102 @@
+/**
+ * The status bar's state: the server's, and the weaves it reports with `lloom/status`.
+ *
+ * Pure: no `vscode` import.  The server sends `lloom/status` at the start and the end of
+ * every weave (completion, inline suggestion, code action, command, prefetch), so the
+ * status bar shows weaves the client did not ask for itself.
+ */
+
+export const STATUS_NOTIFICATION = 'lloom/status';
+
+export type WeaveState = 'weaving' | 'done' | 'failed' | 'cancelled';
+
+export interface WeaveStatus {
+  uri: string;
+  state: WeaveState;
+  /** The speed line when done, the error when failed. */
+  message: string;
+}
+
+export type ServerState = 'stopped' | 'starting' | 'ready' | 'error';
+
+const STATES: readonly string[] = ['weaving', 'done', 'failed', 'cancelled'];
+
+/** The notification's params, or undefined when they are not a status. */
+export function parseWeaveStatus(raw: unknown): WeaveStatus | undefined {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
+  const { uri, state, message } = raw as Record<string, unknown>;
+  if (typeof uri !== 'string' || typeof state !== 'string' || !STATES.includes(state)) return undefined;
+  return { uri, state: state as WeaveState, message: typeof message === 'string' ? message : '' };
+}
+
+export interface StatusView {
+  text: string;
+  tooltip: string;
+  background?: 'error' | 'warning';
+}
+
+const SERVER_ICONS: Record<ServerState, string> = {
+  stopped: '$(circle-slash)',
+  starting: '$(loading~spin)',
+  ready: '$(check)',
+  error: '$(error)',
+};
+
+export class StatusModel {
+  private server: ServerState = 'stopped';
+  private detail = '';
+  /** Weaves running, per document: a document may have a prefetch and a request at once. */
+  private readonly running = new Map<string, number>();
+  private speedLine = '';
+  private failure = '';
+
+  setServer(state: ServerState, detail = ''): void {
+    this.server = state;
+    this.detail = detail;
+    // A server that stopped or starts anew will not end the weaves it had.
+    if (state !== 'ready') this.running.clear();
+  }
+
+  onWeave(status: WeaveStatus): void {
+    const count = this.running.get(status.uri) ?? 0;
+    if (status.state === 'weaving') {
+      this.running.set(status.uri, count + 1);
+      return;
+    }
+    if (count > 1) this.running.set(status.uri, count - 1);
+    else this.running.delete(status.uri);
+    if (status.state === 'done') {
+      this.speedLine = status.message;
+      this.failure = '';
+    } else if (status.state === 'failed') {
+      this.failure = status.message || 'the weave failed';
+    }
+  }
+
+  get isWeaving(): boolean {
+    return this.running.size > 0;
+  }
+
+  view(): StatusView {
+    const lines = [`LLooM server: ${this.server}`];
+    if (this.detail) lines.push(this.detail);
+    let text: string;
+    let background: StatusView['background'];
+    if (this.server !== 'ready') {
+      text = `${SERVER_ICONS[this.server]} LLooM`;
+      if (this.server === 'error') background = 'error';
+    } else if (this.isWeaving) {
+      text = '$(loading~spin) LLooM: weaving…';
+      lines.push('Weaving…');
+    } else if (this.failure) {
+      text = '$(warning) LLooM';
+      background = 'warning';
+    } else {
+      text = `$(check) LLooM${this.speedLine ? `: ${this.speedLine}` : ''}`;
+    }
+    if (this.failure) lines.push(`Last weave failed: ${this.failure}`);
+    else if (this.speedLine) lines.push(`Last weave: ${this.speedLine}`);
+    lines.push('Click for the LLooM menu.');
+    return { text, tooltip: lines.join('\n'), ...(background ? { background } : {}) };
+  }
+}
