@@ -1,6 +1,12 @@
 /**
  * The language client's lifecycle: start on demand, restart, stop, and state for the
  * status bar.  Starts and stops run one at a time, so a restart during a start waits.
+ *
+ * Settings: the server pulls each document's settings with `workspace/configuration`
+ * (scopeUri = the document), which vscode-languageclient answers with
+ * `getConfiguration(undefined, scopeUri).get('lloom')`: the folder's values over the
+ * workspace's over the user's.  The push (`synchronize`) is window-level, which is fine:
+ * the server ranks the pulled settings above it, and a push tells it to pull afresh.
  */
 import * as readline from 'node:readline';
 import type { Readable } from 'node:stream';
@@ -16,8 +22,11 @@ import {
 } from 'vscode-languageclient/node';
 
 import { documentSelector, matchesSelector } from './core/languages';
+import { libraryNotification, startFailureText } from './core/notices';
 import { type LogLevel, parseServerLogLine } from './core/serverLog';
 import { ServerCommandError } from './core/serverCommand';
+import { StartPolicy } from './core/startPolicy';
+import { STATUS_NOTIFICATION, parseWeaveStatus } from './core/weaveStatus';
 import { resolveLaunch } from './serverLaunch';
 import { SECTION, languages, settingsSnapshot } from './settings';
 import type { StatusBar } from './statusBar';
@@ -26,8 +35,7 @@ export class LLooMClient implements vscode.Disposable {
   private client: LanguageClient | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private stopping = false;
-  /** Set when a start failed, so opening more files does not repeat the error. */
-  private gaveUp = false;
+  private readonly policy = new StartPolicy();
 
   constructor(
     private readonly log: vscode.LogOutputChannel,
@@ -43,8 +51,13 @@ export class LLooMClient implements vscode.Disposable {
     });
   }
 
+  /** The client when its server runs now; never starts one. */
+  get running(): LanguageClient | undefined {
+    return this.client?.isRunning() ? this.client : undefined;
+  }
+
   restart(): Promise<LanguageClient | undefined> {
-    this.gaveUp = false;
+    this.policy.restartRequested();
     return this.serially(async () => {
       await this.stop();
       return this.start();
@@ -55,13 +68,23 @@ export class LLooMClient implements vscode.Disposable {
     return this.serially(() => this.stop());
   }
 
-  /** Start when any open document is one LLooM weaves in. */
+  /** Start when any open document is one LLooM weaves in, unless the last start failed. */
   startIfWanted(): void {
-    if (this.gaveUp) return;
+    if (!this.policy.mayStartOnOpen) return;
     const langs = languages();
     if (vscode.workspace.textDocuments.some((doc) => matchesSelector(doc, langs))) {
       void this.ensureStarted();
     }
+  }
+
+  /**
+   * A settings change.  One that picks the server or the languages restarts the client,
+   * or starts one, even after a failed start: the user may just have fixed the command.
+   */
+  settingsChanged(restartKeys: boolean): void {
+    const action = this.policy.settingsChanged(restartKeys, this.isActive);
+    if (action === 'restart') void this.restart();
+    else if (action === 'start') this.startIfWanted();
   }
 
   /** A client exists: running, starting, or restarting its server after a crash. */
@@ -92,25 +115,35 @@ export class LLooMClient implements vscode.Disposable {
         // A function, so a restart sends the settings of that moment.
         initializationOptions: () => settingsSnapshot(),
         errorHandler,
+        // Initialize errors reject start(), which explains them once; without a handler
+        // the library would show its own pop-up as well.
+        initializationFailedHandler: () => false,
         stdioOptions: { stdout: forwardLog, stderr: forwardLog },
       };
-      const current = new LanguageClient('lloom', 'LLooM', launch.executable, options);
+      const current = new QuietStartClient('lloom', 'LLooM', launch.executable, options);
       client = current;
       this.client = current;
+      current.onNotification(STATUS_NOTIFICATION, (params: unknown) => {
+        const status = parseWeaveStatus(params);
+        if (status && this.client === current) this.status.onWeave(status);
+      });
       current.onDidChangeState(({ newState }) => {
-        if (newState === State.Running) errorHandler.running = true;
+        if (newState === State.Running) {
+          errorHandler.running = true;
+          current.hasRun = true;
+        }
         // A client being replaced or disposed reports too; only the current one counts.
         if (this.client === current) this.onState(newState);
       });
       await current.start();
-      this.gaveUp = false;
+      this.policy.started();
       this.status.setState('ready', launch.description);
       return client;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.log.error(`The LLooM server did not start: ${message}`);
       this.status.setState('error', message);
-      this.gaveUp = true;
+      this.policy.startFailed();
       this.client = undefined;
       await client?.dispose().catch(() => undefined);
       void this.explainStartFailure(err, message);
@@ -143,12 +176,9 @@ export class LLooMClient implements vscode.Disposable {
     }
   }
 
+  /** The one message for a failed start: the library's own pop-ups are silenced. */
   private async explainStartFailure(err: unknown, message: string): Promise<void> {
-    const hint =
-      err instanceof ServerCommandError
-        ? message
-        : `LLooM could not start its language server (${message}). Install it with ` +
-          '`pip install lloom-lsp`, or set `lloom.server.command` in your user settings.';
+    const hint = startFailureText(message, err instanceof ServerCommandError);
     const choice = await vscode.window.showErrorMessage(hint, 'Open Settings', 'Show Log');
     if (choice === 'Open Settings') {
       await vscode.commands.executeCommand('workbench.action.openSettings', 'lloom.server.command');
@@ -159,6 +189,19 @@ export class LLooMClient implements vscode.Disposable {
 
   dispose(): void {
     void this.shutdown();
+  }
+}
+
+/**
+ * A client whose library pop-ups wait until the server has run once: before that,
+ * `LLooMClient.start` explains a failure itself, and the library's "couldn't create
+ * connection to server" would be a second message for the same failure.
+ */
+class QuietStartClient extends LanguageClient {
+  hasRun = false;
+
+  override error(message: string, data?: unknown, showNotification?: boolean | 'force'): void {
+    super.error(message, data, libraryNotification(showNotification, this.hasRun));
   }
 }
 

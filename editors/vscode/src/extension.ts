@@ -4,9 +4,13 @@
 import * as vscode from 'vscode';
 
 import { LLooMClient } from './client';
-import { needsRestart } from './settings';
-import { StatusBar } from './statusBar';
+import { matchesSelector } from './core/languages';
+import { inlineAutomatic, languages, needsRestart, toggleInlineAutomatic } from './settings';
+import { MENU_COMMAND, StatusBar, showStatusMenu } from './statusBar';
 import { Weaver } from './weaveCommands';
+
+/** True in editors whose document LLooM weaves in; the inline keybindings need it. */
+const ACTIVE_CONTEXT = 'lloom.active';
 
 let server: LLooMClient | undefined;
 
@@ -15,7 +19,16 @@ export function activate(context: vscode.ExtensionContext): void {
   const status = new StatusBar();
   server = new LLooMClient(log, status);
   const lloom = server;
-  const weaver = new Weaver(lloom, status, log);
+  const weaver = new Weaver(lloom, log);
+
+  const updateActive = () => {
+    const doc = vscode.window.activeTextEditor?.document;
+    void vscode.commands.executeCommand('setContext', ACTIVE_CONTEXT, doc !== undefined && matchesSelector(doc, languages()));
+  };
+  const toggleInline = async () => {
+    const on = await toggleInlineAutomatic(vscode.window.activeTextEditor?.document.uri);
+    void vscode.window.setStatusBarMessage(`LLooM: automatic inline suggestions ${on ? 'on' : 'off'}`, 3000);
+  };
 
   context.subscriptions.push(
     log,
@@ -24,16 +37,31 @@ export function activate(context: vscode.ExtensionContext): void {
     ...weaver.register(),
     vscode.commands.registerCommand('lloom.restart', () => lloom.restart()),
     vscode.commands.registerCommand('lloom.showLog', () => log.show()),
+    vscode.commands.registerCommand('lloom.toggleInlineAutomatic', toggleInline),
+    vscode.commands.registerCommand(MENU_COMMAND, () =>
+      showStatusMenu(
+        { weaving: status.isWeaving, inlineAutomatic: inlineAutomatic(vscode.window.activeTextEditor?.document.uri) },
+        {
+          cancel: () => weaver.cancelAll(),
+          toggleInline,
+          weave: () => weaver.weaveAtCursor(),
+          showLog: () => log.show(),
+          restart: () => lloom.restart(),
+        },
+      ),
+    ),
     vscode.workspace.onDidChangeConfiguration((event) => {
-      if (!needsRestart(event)) return;
-      if (lloom.isActive) void lloom.restart();
-      else lloom.startIfWanted();
+      if (event.affectsConfiguration('lloom.languages')) updateActive();
+      lloom.settingsChanged(needsRestart(event));
     }),
-    // The server starts with the first document it weaves in, not with the window.
+    vscode.window.onDidChangeActiveTextEditor(updateActive),
+    // A language mode change (plaintext to markdown) reopens the document.
     vscode.workspace.onDidOpenTextDocument(() => {
+      updateActive();
       if (!lloom.isActive) lloom.startIfWanted();
     }),
   );
+  updateActive();
   lloom.startIfWanted();
 }
 

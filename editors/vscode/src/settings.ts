@@ -2,17 +2,20 @@
  * Reading the `lloom` settings from VS Code.
  *
  * The server reads its own settings through `workspace/configuration`; this module only
- * reads what the client needs before the server runs, and the snapshot sent as
- * `initializationOptions`.
+ * reads what the client needs before the server runs, the snapshot sent as
+ * `initializationOptions`, and the one setting the status bar menu toggles.
  */
 import * as vscode from 'vscode';
 
 import { normalizeLanguages } from './core/languages';
+import { toggleTarget } from './core/statusMenu';
 
 export const SECTION = 'lloom';
 
 /** Settings whose change needs a new server process or a new document selector. */
 const RESTART_KEYS = ['lloom.server.command', 'lloom.languages'];
+
+const INLINE_AUTOMATIC = 'inline.automatic';
 
 export function languages(): string[] {
   return normalizeLanguages(vscode.workspace.getConfiguration(SECTION).get('languages'));
@@ -34,4 +37,26 @@ export function settingsSnapshot(scope?: vscode.ConfigurationScope): Record<stri
 
 export function needsRestart(event: vscode.ConfigurationChangeEvent): boolean {
   return RESTART_KEYS.some((key) => event.affectsConfiguration(key));
+}
+
+/** `lloom.inline.automatic` in force for `scope` (a document's URI). */
+export function inlineAutomatic(scope?: vscode.Uri): boolean {
+  return vscode.workspace.getConfiguration(SECTION, scope).get<boolean>(INLINE_AUTOMATIC) === true;
+}
+
+/**
+ * Flip `lloom.inline.automatic` for `scope`, at the level its value comes from (the
+ * folder's, the workspace's or the user's settings), so the new value is in force.
+ * The server hears of it by the settings push.
+ */
+export async function toggleInlineAutomatic(scope?: vscode.Uri): Promise<boolean> {
+  const config = vscode.workspace.getConfiguration(SECTION, scope);
+  const next = !inlineAutomatic(scope);
+  const target = {
+    folder: vscode.ConfigurationTarget.WorkspaceFolder,
+    workspace: vscode.ConfigurationTarget.Workspace,
+    global: vscode.ConfigurationTarget.Global,
+  }[toggleTarget(config.inspect(INLINE_AUTOMATIC) ?? {})];
+  await config.update(INLINE_AUTOMATIC, next, target);
+  return next;
 }

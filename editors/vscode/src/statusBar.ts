@@ -1,54 +1,65 @@
 /**
- * The status bar item: backend state and the last weave's speed line.
+ * The status bar item and its menu.  What it shows comes from `core/weaveStatus`: the
+ * server's state and the weaves the server reports with `lloom/status`, whichever
+ * feature started them.
  */
 import * as vscode from 'vscode';
 
-export type BackendState = 'stopped' | 'starting' | 'ready' | 'weaving' | 'error';
+import { type MenuAction, type MenuItem, statusMenuItems } from './core/statusMenu';
+import { type ServerState, StatusModel, type WeaveStatus } from './core/weaveStatus';
 
-const ICONS: Record<BackendState, string> = {
-  stopped: '$(circle-slash)',
-  starting: '$(loading~spin)',
-  ready: '$(check)',
-  weaving: '$(loading~spin)',
-  error: '$(error)',
-};
+export const MENU_COMMAND = 'lloom.showMenu';
+
+const BACKGROUNDS = {
+  error: 'statusBarItem.errorBackground',
+  warning: 'statusBarItem.warningBackground',
+} as const;
 
 export class StatusBar implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('lloom.status', vscode.StatusBarAlignment.Right, 100);
-  private state: BackendState = 'stopped';
-  private detail = '';
-  private speedLine = '';
+  private readonly model = new StatusModel();
 
   constructor() {
     this.item.name = 'LLooM';
-    this.item.command = 'lloom.showLog';
+    this.item.command = MENU_COMMAND;
     this.render();
     this.item.show();
   }
 
-  setState(state: BackendState, detail = ''): void {
-    this.state = state;
-    this.detail = detail;
+  setState(state: ServerState, detail = ''): void {
+    this.model.setServer(state, detail);
     this.render();
   }
 
-  setSpeedLine(speedLine: string): void {
-    this.speedLine = speedLine;
+  onWeave(status: WeaveStatus): void {
+    this.model.onWeave(status);
     this.render();
+  }
+
+  get isWeaving(): boolean {
+    return this.model.isWeaving;
   }
 
   private render(): void {
-    this.item.text = `${ICONS[this.state]} LLooM${this.speedLine && this.state === 'ready' ? `: ${this.speedLine}` : ''}`;
-    const lines = [`LLooM server: ${this.state}`];
-    if (this.detail) lines.push(this.detail);
-    if (this.speedLine) lines.push(`Last weave: ${this.speedLine}`);
-    lines.push('Click to show the server log.');
-    this.item.tooltip = lines.join('\n');
-    this.item.backgroundColor =
-      this.state === 'error' ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
+    const view = this.model.view();
+    this.item.text = view.text;
+    this.item.tooltip = view.tooltip;
+    this.item.backgroundColor = view.background ? new vscode.ThemeColor(BACKGROUNDS[view.background]) : undefined;
   }
 
   dispose(): void {
     this.item.dispose();
   }
+}
+
+/** The menu as a QuickPick; runs the picked item's handler. */
+export async function showStatusMenu(
+  state: { weaving: boolean; inlineAutomatic: boolean },
+  handlers: Record<MenuAction, () => unknown>,
+): Promise<void> {
+  const picked = await vscode.window.showQuickPick<MenuItem>(statusMenuItems(state), {
+    title: 'LLooM',
+    placeHolder: state.weaving ? 'Weaving…' : 'LLooM',
+  });
+  if (picked) await handlers[picked.action]();
 }

@@ -1,6 +1,7 @@
 /**
- * "Weave at Cursor" and "Weave Again": ask the server for beams, let the user pick one
- * in a QuickPick, and insert it.
+ * "Weave at Cursor", "Weave Again" and "Weave Deeper": ask the server for beams, let the
+ * user pick one in a QuickPick and insert it, or weave again from there: afresh, deeper,
+ * or from a beam not inserted yet.
  */
 import { randomUUID } from 'node:crypto';
 
@@ -13,13 +14,15 @@ import {
   WorkDoneProgress,
 } from 'vscode-languageclient/node';
 
-import { type BeamItem, toBeamItems } from './core/beamItems';
+import { type BeamItem, type PickAction, nextWeaveOptions, pickTitle, toBeamItems } from './core/beamItems';
 import { matchesSelector } from './core/languages';
+import { plainText, weaveFailure } from './core/notices';
 import {
   ACCEPT,
   CANCEL,
   WEAVE,
   type WeaveBeam,
+  type WeaveOptions,
   type WeaveResult,
   acceptArguments,
   endOfInsertion,
@@ -29,9 +32,9 @@ import {
 } from './core/protocol';
 import type { LLooMClient } from './client';
 import { languages } from './settings';
-import type { StatusBar } from './statusBar';
 
-const WEAVE_AGAIN = 'again';
+/** What the QuickPick answered: a beam to insert, another weave, or nothing (Escape). */
+type Pick = { accept: WeaveBeam } | { action: PickAction; beam?: WeaveBeam } | undefined;
 
 /** Where a weave ran, so the pick can be inserted there. */
 interface Site {
@@ -54,7 +57,6 @@ export class Weaver implements vscode.Disposable {
 
   constructor(
     private readonly server: LLooMClient,
-    private readonly status: StatusBar,
     private readonly log: vscode.LogOutputChannel,
   ) {}
 
@@ -62,10 +64,16 @@ export class Weaver implements vscode.Disposable {
     return [
       vscode.commands.registerCommand('lloom.weaveAtCursor', () => this.weaveAtCursor()),
       vscode.commands.registerCommand('lloom.weaveAgain', () => this.weaveAgain()),
+      vscode.commands.registerCommand('lloom.weaveDeeper', () => this.weaveAgain({ deeper: true })),
+      vscode.commands.registerCommand('lloom.cancelWeave', () => this.cancelAll()),
     ];
   }
 
-  async weaveAtCursor(editor = vscode.window.activeTextEditor): Promise<void> {
+  /**
+   * Weave at the cursor, show the beams, and insert the pick.  The QuickPick's buttons
+   * weave again at the same place (afresh, deeper, or from a beam) and show the new beams.
+   */
+  async weaveAtCursor(editor = vscode.window.activeTextEditor, options: WeaveOptions = {}): Promise<void> {
     if (!editor) {
       void vscode.window.showInformationMessage('LLooM: open a text editor to weave in.');
       return;
@@ -88,38 +96,55 @@ export class Weaver implements vscode.Disposable {
       position: editor.selection.active,
       uri: client.code2ProtocolConverter.asUri(editor.document.uri),
     };
-    const result = await this.weave(client, site);
-    if (!result) return;
-    if (result.beams.length === 0) {
-      void vscode.window.showInformationMessage(`LLooM found no continuation here (${result.speedLine}).`);
-      return;
-    }
-    const picked = await pickBeam(result);
-    if (picked === WEAVE_AGAIN) {
-      await this.weaveAgain();
-    } else if (picked) {
-      await this.accept(client, site, result.version, picked);
+    for (;;) {
+      const result = await this.weave(client, site, options);
+      if (!result) return;
+      if (result.beams.length === 0) {
+        void vscode.window.showInformationMessage(`LLooM found no continuation here (${result.speedLine}).`);
+        return;
+      }
+      const picked = await pickBeam(result);
+      if (!picked) return;
+      if ('accept' in picked) {
+        await this.accept(client, site, result.version, picked.accept);
+        return;
+      }
+      options = nextWeaveOptions(picked.action, result, picked.beam);
     }
   }
 
-  /** Weave again at the cursor of the active editor, or of the last document woven in. */
-  async weaveAgain(): Promise<void> {
+  /**
+   * Weave again at the cursor of the active editor, or of the last document woven in:
+   * afresh, since the cached result would show the same beams.
+   */
+  async weaveAgain(options: WeaveOptions = { fresh: true }): Promise<void> {
     const editor =
       vscode.window.activeTextEditor ??
       vscode.window.visibleTextEditors.find((e) => e.document === this.lastDocument);
-    await this.weaveAtCursor(editor);
+    await this.weaveAtCursor(editor, options);
   }
 
-  private async weave(client: LanguageClient, site: Site): Promise<WeaveResult | undefined> {
+  /** Stop this window's weave and every weave the server runs (inline, completion, prefetch). */
+  async cancelAll(): Promise<void> {
+    this.inFlight?.cancel();
+    const client = this.server.running;
+    if (!client) return;
+    try {
+      await client.sendRequest(ExecuteCommandRequest.type, { command: CANCEL, arguments: [] });
+    } catch (err) {
+      this.log.warn(`lloom.cancel: ${String(err)}`);
+    }
+  }
+
+  private async weave(client: LanguageClient, site: Site, options: WeaveOptions): Promise<WeaveResult | undefined> {
     this.inFlight?.cancel();
     const source = new vscode.CancellationTokenSource();
     this.inFlight = source;
-    this.status.setState('weaving');
     try {
       const result = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: 'LLooM', cancellable: true },
         async (progress, userCancel) => {
-          progress.report({ message: 'weaving…' });
+          progress.report({ message: options.deeper ? 'weaving deeper…' : 'weaving…' });
           const workDoneToken = randomUUID();
           const subscriptions = [
             userCancel.onCancellationRequested(() => source.cancel()),
@@ -135,36 +160,38 @@ export class Weaver implements vscode.Disposable {
           try {
             const raw: unknown = await client.sendRequest(
               ExecuteCommandRequest.type,
-              { command: WEAVE, arguments: weaveArguments(site.uri, site.position), workDoneToken },
+              { command: WEAVE, arguments: weaveArguments(site.uri, site.position, options), workDoneToken },
               source.token,
             );
-            const result = parseWeaveResult(raw);
-            if (result.error) throw new Error(`the server could not weave: ${result.error}`);
-            return result;
+            return parseWeaveResult(raw);
           } finally {
             for (const s of subscriptions) s.dispose();
           }
         },
       );
-      this.status.setSpeedLine(result.speedLine);
-      this.status.setState('ready');
-      return result;
-    } catch (err) {
-      if (isCancellation(err, source.token)) {
-        // A newer weave that cancelled this one owns the status bar now.
-        if (this.inFlight === source) this.status.setState('ready');
+      if (result.error) {
+        await this.reportFailure(result.error, true);
         return undefined;
       }
-      const message = err instanceof Error ? err.message : String(err);
-      this.log.error(`lloom.weave failed: ${message}`);
-      this.status.setState('error', message);
-      const choice = await vscode.window.showErrorMessage(`LLooM: ${message}`, 'Show Log');
-      if (choice) this.log.show();
+      return result;
+    } catch (err) {
+      // The status bar follows the server's lloom/status, so a cancel needs nothing here.
+      if (isCancellation(err, source.token)) return undefined;
+      await this.reportFailure(err instanceof Error ? err.message : String(err), false);
       return undefined;
     } finally {
       if (this.inFlight === source) this.inFlight = undefined;
       source.dispose();
     }
+  }
+
+  /** Log a failed weave, and show it unless the server has shown its own message. */
+  private async reportFailure(error: string, fromServer: boolean): Promise<void> {
+    const failure = weaveFailure(error, fromServer);
+    this.log.error(failure.log);
+    if (!failure.show) return;
+    const choice = await vscode.window.showErrorMessage(failure.show, 'Show Log');
+    if (choice) this.log.show();
   }
 
   /**
@@ -201,7 +228,7 @@ export class Weaver implements vscode.Disposable {
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.log.error(`lloom.accept failed: ${message}`);
-      void vscode.window.showErrorMessage(`LLooM: ${message}`);
+      void vscode.window.showErrorMessage(plainText(`LLooM: ${message}`));
     }
   }
 
@@ -210,26 +237,42 @@ export class Weaver implements vscode.Disposable {
   }
 }
 
-/** The beams as a QuickPick; resolves to the pick, WEAVE_AGAIN, or undefined on Escape. */
-function pickBeam(result: WeaveResult): Promise<WeaveBeam | typeof WEAVE_AGAIN | undefined> {
-  const quickPick = vscode.window.createQuickPick<BeamItem>();
-  quickPick.title = `LLooM: ${result.speedLine}`;
+const FROM_BEAM: vscode.QuickInputButton = {
+  iconPath: new vscode.ThemeIcon('debug-step-into'),
+  tooltip: 'Weave From This Beam',
+};
+const AGAIN: vscode.QuickInputButton = { iconPath: new vscode.ThemeIcon('refresh'), tooltip: 'Weave Again' };
+const DEEPER: vscode.QuickInputButton = {
+  iconPath: new vscode.ThemeIcon('fold-down'),
+  tooltip: 'Weave Deeper (beams twice as long)',
+};
+
+type PickItem = BeamItem & vscode.QuickPickItem;
+
+/**
+ * The beams as a QuickPick.  Enter inserts the selected beam; the title's buttons weave
+ * again or deeper, and each row's button weaves from that beam.
+ */
+function pickBeam(result: WeaveResult): Promise<Pick> {
+  const quickPick = vscode.window.createQuickPick<PickItem>();
+  quickPick.title = pickTitle(result);
   quickPick.placeholder = 'Pick a continuation to insert at the cursor (Esc to leave the text as it is)';
-  quickPick.items = toBeamItems(result.beams);
+  quickPick.items = toBeamItems(result.beams).map((item) => ({ ...item, buttons: [FROM_BEAM] }));
   quickPick.matchOnDetail = false;
-  const again: vscode.QuickInputButton = {
-    iconPath: new vscode.ThemeIcon('refresh'),
-    tooltip: 'Weave Again',
-  };
-  quickPick.buttons = [again];
+  quickPick.buttons = [AGAIN, DEEPER];
   return new Promise((resolve) => {
-    let answer: WeaveBeam | typeof WEAVE_AGAIN | undefined;
-    quickPick.onDidTriggerButton(() => {
-      answer = WEAVE_AGAIN;
+    let answer: Pick;
+    quickPick.onDidTriggerButton((button) => {
+      answer = { action: button === DEEPER ? 'deeper' : 'again' };
+      quickPick.hide();
+    });
+    quickPick.onDidTriggerItemButton(({ item }) => {
+      answer = { action: 'from', beam: item.beam };
       quickPick.hide();
     });
     quickPick.onDidAccept(() => {
-      answer = quickPick.selectedItems[0]?.beam;
+      const beam = quickPick.selectedItems[0]?.beam;
+      answer = beam ? { accept: beam } : undefined;
       quickPick.hide();
     });
     quickPick.onDidHide(() => {
