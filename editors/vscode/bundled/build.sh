@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Fills bundled/libs with the language server and its runtime dependencies, for the .vsix,
+# as Microsoft's Python tools extensions do (`pip install --target bundled/libs --no-deps`).
+#
+#   bash editors/vscode/bundled/build.sh
+#
+# Uses $PYTHON's pip (else the repository's .venv, else python3); needs PyPI, or a pip
+# cache that holds the pinned wheels.  Dependencies come from requirements.txt (pinned,
+# hashed, pure-Python wheels for Python 3.10+); the server itself from this checkout.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../../.." && pwd)"
+python="${PYTHON:-}"
+if [[ -z "$python" ]]; then
+  if [[ -x "$repo/.venv/bin/python" ]]; then python="$repo/.venv/bin/python"; else python=python3; fi
+fi
+libs="$here/libs"
+pip=("$python" -m pip install --quiet --disable-pip-version-check --no-compile --no-deps --target "$libs")
+
+rm -rf "$libs"
+# --implementation py with --only-binary: a wheel that is not pure Python fails here,
+# since one .vsix must run on every platform.
+"${pip[@]}" --require-hashes --only-binary=:all: --implementation py --python-version 3.10 \
+  -r "$here/requirements.txt"
+"${pip[@]}" --upgrade "$repo"
+
+# Not needed at runtime: the bigram test model's builder (the `demo` command only) and
+# installed console scripts.
+rm -rf "$libs/lloom_lsp/testmodel" "$libs/bin"
+find "$libs" -name __pycache__ -prune -exec rm -rf {} +
+"$python" -I -B -c "import sys; sys.path.insert(0, sys.argv[1]); import lloom_lsp.cli" "$libs"
+echo "bundled/libs: $(du -sk "$libs" | cut -f1) KiB, $(ls "$libs" | grep -vc dist-info) packages"
