@@ -32,7 +32,12 @@ pytestmark = pytest.mark.skipif(
     NVIM is None, reason="nvim is not installed (CI installs it: apt-get install -y neovim)"
 )
 
-PLUGIN = Path(__file__).resolve().parents[2] / "editors" / "neovim"
+#: The plugin under test; LLOOM_TEST_PLUGIN points at another copy (an older commit's, to
+#: see a new test fail without the fix).
+PLUGIN = Path(
+    os.environ.get("LLOOM_TEST_PLUGIN")
+    or Path(__file__).resolve().parents[2] / "editors" / "neovim"
+)
 SERVER = [sys.executable, "-m", "lloom_lsp"]
 STORY = "Once upon a time, "
 #: Tests that compare a weave in Neovim with one made here use LLooM's rules (``chain``) at its
@@ -96,19 +101,21 @@ finish(ok, ok and vim.NIL or err)
 """
 
 
-def run_nvim(tmp_path: Path, body: str, **params: Any) -> dict[str, Any]:
-    """Run ``body`` (Lua) in headless Neovim with the plugin loaded; return its ``R``."""
+def run_nvim(
+    tmp_path: Path, body: str, *, init: str | None = None, **params: Any
+) -> dict[str, Any]:
+    """Run ``body`` (Lua) in headless Neovim with the plugin loaded; return its ``R``.
+    ``init`` replaces the init.lua that puts the plugin on 'runtimepath'."""
     out = tmp_path / "result.json"
     params_path = tmp_path / "params.json"
     params_path.write_text(
         json.dumps({"out": str(out), "plugin": str(PLUGIN), "cmd": SERVER, **params}),
         encoding="utf-8",
     )
-    init = tmp_path / "init.lua"
-    init.write_text(
-        f"vim.opt.runtimepath:prepend({json.dumps(str(PLUGIN))})\nvim.opt.swapfile = false\n",
-        encoding="utf-8",
-    )
+    init_path = tmp_path / "init.lua"
+    if init is None:
+        init = f"vim.opt.runtimepath:prepend({json.dumps(str(PLUGIN))})\n"
+    init_path.write_text(init + "vim.opt.swapfile = false\n", encoding="utf-8")
     script = tmp_path / "test.lua"
     script.write_text(
         PRELUDE.replace("PARAMS_PATH", json.dumps(str(params_path))) + RUN.format(body=body),
@@ -118,7 +125,7 @@ def run_nvim(tmp_path: Path, body: str, **params: Any) -> dict[str, Any]:
     for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
         env[var] = str(tmp_path / "xdg" / var.lower())
     proc = subprocess.run(
-        [NVIM or "nvim", "--headless", "--clean", "-u", str(init), "-c", f"luafile {script}"],
+        [NVIM or "nvim", "--headless", "--clean", "-u", str(init_path), "-c", f"luafile {script}"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -183,11 +190,16 @@ vim.ui.select = function(items, opts, on_choice)
   R.offered = vim.tbl_map(opts.format_item, items)
   on_choice(items[P.pick], P.pick)
 end
+local cursor = vim.api.nvim_win_get_cursor(0)
 vim.cmd('LLooMWeave')
-wait(30000, function() return R.offered ~= nil and buffer_text() ~= before end, 'the chosen beam')
+wait(30000, function()
+  return R.offered ~= nil and buffer_text() ~= before
+    and not vim.deep_equal(vim.api.nvim_win_get_cursor(0), cursor)
+end, 'the chosen beam, and the cursor on it')
 R.text = buffer_text()
 R.cursor = vim.api.nvim_win_get_cursor(0)
-R.last_weave = require('lloom').status().last_weave
+R.last_weave = require('lloom').state().last_weave
+R.status = require('lloom').status()
 """
     result = run_nvim(tmp_path, body, story=str(story), url=llama_server_url, pick=pick)
 
@@ -195,17 +207,30 @@ R.last_weave = require('lloom').status().last_weave
     assert len(beams) > pick
     offered = result["offered"]
     assert len(offered) == len(beams)
-    # Each row is the beam's label (where it differs from the others), then its probability.
+    # Each row, as in VS Code's QuickPick: a bar of the beam's score relative to the best,
+    # the score, the beam's label (where it differs from the others), then the joint
+    # probability and every token's probability.
     labels = beam_labels([beam.insert_text for beam in beams])
-    for shown, label in zip(offered, labels):
-        assert shown.startswith(label + " (p="), shown
-        assert re.search(r"\(p=\d[\d.e+-]*\)$", shown), shown
+    best = max(beam.score for beam in beams)
+    for shown, label, beam in zip(offered, labels, beams):
+        bar, score, rest = shown.split(" ", 2)
+        assert len(bar) == 10 and set(bar) <= set("█▏▎▍▌▋▊▉·"), shown
+        assert bar.count("█") == int(beam.score / best * 80 + 0.5) // 8, shown
+        assert float(score) == pytest.approx(beam.score, abs=0.005), shown
+        assert rest.startswith(f" {label}   │ p="), shown
+        cells = rest.split("   │ ", 1)[1].split("  ·  ")
+        assert len(cells) == 1 + len(beam.tokens), shown
+        first = beam.tokens[0]
+        assert cells[1].startswith(json.dumps(first.text, ensure_ascii=False)[1:-1] + " "), shown
+        assert cells[1].endswith("%"), shown
+    assert offered[0].startswith("█" * 10), offered[0]
     assert result["text"] == STORY + beams[pick - 1].insert_text
     # The cursor rests on the beam's last character, ready for the next weave.
     assert result["cursor"] == [1, len(result["text"].encode()) - 1]
     assert result["mapping"] == {"desc": "LLooM: weave at the cursor and pick a beam", "buffer": 1}
     # The weave's progress ended with the speed line, which :LLooMInfo shows.
     assert result["last_weave"].startswith(f"{len(beams)} suggestions in ")
+    assert result["status"] == "LLooM: " + result["last_weave"]
 
 
 def test_setup_settings_reach_the_server_and_updates_take_effect(

@@ -5,13 +5,39 @@ if vim.g.loaded_lloom or vim.fn.has('nvim-0.7') == 0 then
 end
 vim.g.loaded_lloom = true
 
+local function run(action)
+  return function(args)
+    require('lloom')[action](args.count > 0 and args.count or nil)
+  end
+end
+
 local command = vim.api.nvim_create_user_command
-command('LLooMWeave', function()
-  require('lloom').weave()
-end, { desc = 'LLooM: weave at the cursor and pick a beam' })
-command('LLooMAccept', function()
-  require('lloom').accept()
-end, { desc = 'LLooM: insert the best beam at the cursor' })
-command('LLooMInfo', function()
-  require('lloom').info()
-end, { desc = 'LLooM: client status, settings in force, last speed line' })
+command('LLooMWeave', run('weave'), { desc = 'LLooM: weave at the cursor and pick a beam' })
+command('LLooMAccept', run('accept'), { desc = 'LLooM: insert the best beam at the cursor' })
+command('LLooMNext', run('next_beam'), {
+  count = true,
+  desc = 'LLooM: replace the beam just inserted with the next one',
+})
+command('LLooMCancel', run('cancel'), { desc = 'LLooM: cancel the weaves in progress' })
+command('LLooMToggle', run('toggle'), { desc = 'LLooM: toggle automatic suggestions' })
+command('LLooMInfo', run('info'), {
+  desc = 'LLooM: client status, settings in force, last speed line',
+})
+
+-- Clients from vim.lsp.enable('lloom') get what setup()'s get in on_attach: the
+-- statusline's lloom/status and code actions that weave where :LLooMWeave does.
+vim.lsp.handlers['lloom/status'] = function(...)
+  return require('lloom.client').on_status(...)
+end
+if vim.fn.has('nvim-0.8') == 1 then
+  vim.api.nvim_create_autocmd('LspAttach', {
+    group = vim.api.nvim_create_augroup('lloom.attach', { clear = true }),
+    desc = 'LLooM: prepare a lloom-lsp client',
+    callback = function(args)
+      local client = vim.lsp.get_client_by_id(args.data.client_id)
+      if client and client.name == 'lloom' then
+        require('lloom.client').place_code_actions(client)
+      end
+    end,
+  })
+end

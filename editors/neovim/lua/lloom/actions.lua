@@ -1,7 +1,9 @@
 --- What the :LLooM* commands do: weave at the cursor and pick a beam, accept the best
---- beam, and report the client's status.  Everything goes through the lloom-lsp client
+--- beam (then cycle to the next), cancel, toggle automatic suggestions, and report the
+--- client's status (for :LLooMInfo and for a statusline).  Everything goes through the lloom-lsp client
 --- attached to the current buffer; the picker is vim.ui.select, so any UI plugin that
 --- replaces it (telescope, fzf-lua, dressing) shows the beams.
+local beams = require('lloom.beams')
 local client_mod = require('lloom.client')
 local config = require('lloom.config')
 local position = require('lloom.position')
@@ -35,70 +37,99 @@ local function remember(client, result)
   end
 end
 
---- The TextEdit inside a code action's WorkspaceEdit (versioned or not).
-local function edit_text(edit)
-  local changes = edit.documentChanges
-  if changes and changes[1] and changes[1].edits then
-    return changes[1].edits[1] and changes[1].edits[1].newText
-  end
-  for _, edits in pairs(edit.changes or {}) do
-    return edits[1] and edits[1].newText
-  end
+local progress_count = 0
+
+--- Weave at the cursor through `lloom.weave`, with `$/progress` under a token of our
+--- own (so :LLooMAccept and :LLooMWeave show progress in any progress UI) and an
+--- echo while it runs.  `done(result, at)` runs with a result that has beams; `at` is
+--- where it was woven.
+local function weave_here(client, bufnr, what, done)
+  local encoding = client.offset_encoding or 'utf-16'
+  local pos, row, col = position.cursor(encoding)
+  local at = {
+    bufnr = bufnr,
+    uri = vim.uri_from_bufnr(bufnr),
+    pos = pos,
+    row = row,
+    col = col,
+    insert_mode = position.inserting(),
+  }
+  progress_count = progress_count + 1
+  local params = {
+    command = 'lloom.weave',
+    arguments = { at.uri, pos },
+    workDoneToken = 'lloom-' .. what .. '-' .. progress_count,
+  }
+  api.nvim_echo({ { 'LLooM: weaving…' } }, false, {})
+  client_mod.request(client, 'workspace/executeCommand', params, function(err, result)
+    if err or type(result) ~= 'table' then
+      notify('weave failed: ' .. tostring(err and err.message or err), vim.log.levels.ERROR)
+      return
+    end
+    remember(client, result)
+    if not (result.beams or {})[1] then
+      notify(
+        'no beams here' .. (result.error and (': ' .. result.error) or ''),
+        vim.log.levels.WARN
+      )
+      return
+    end
+    if result.speedLine then
+      api.nvim_echo({ { 'LLooM: ' .. result.speedLine } }, false, {})
+    end
+    done(result, at)
+  end, bufnr)
 end
 
---- :LLooMWeave — ask lloom-lsp for its code actions at the cursor (one per beam, best
---- first), show them with vim.ui.select, and apply the chosen one.
+--- The last beam inserted from a weave, so :LLooMNext can put the next one in its place.
+local last_insert = nil
+
+--- Insert `beams[index]` at `at` through `lloom.accept` (the server checks the document
+--- is still the one woven, then applies the edit and weaves the continuation ahead).
+local function insert_beam(client, at, result, index)
+  local beam = result.beams[index]
+  local args = { at.uri, result.version, at.pos, beam.insertText }
+  client_mod.execute(client, 'lloom.accept', args, function(err, answer)
+    if err or type(answer) ~= 'table' then
+      notify('accept failed: ' .. tostring(err and err.message), vim.log.levels.ERROR)
+    elseif not answer.applied then
+      notify('not inserted: ' .. tostring(answer.reason), vim.log.levels.WARN)
+    else
+      if api.nvim_get_current_buf() == at.bufnr then
+        position.after_insert(at.row, at.col, beam.insertText, at.insert_mode)
+      end
+      last_insert = {
+        at = at,
+        beams = result.beams,
+        index = index,
+        text = beam.insertText,
+        tick = api.nvim_buf_get_changedtick(at.bufnr),
+      }
+    end
+  end, at.bufnr)
+end
+
+--- :LLooMWeave — weave at the cursor, show every beam (best first) with a bar, its
+--- score, its label and each token's probability through vim.ui.select, and insert
+--- the chosen one.  The same beams as vim.lsp.buf.code_action(): both weave at the
+--- same spot (lloom.position), and the server keeps the weave for that story.
 function M.weave()
   local client, bufnr = ready_client()
   if not client then
     return
   end
-  local encoding = client.offset_encoding or 'utf-16'
-  local pos, row, col = position.cursor(encoding)
-  local insert_mode = position.inserting()
-  local tick = api.nvim_buf_get_changedtick(bufnr)
-  local params = {
-    textDocument = { uri = vim.uri_from_bufnr(bufnr) },
-    range = { start = pos, ['end'] = pos },
-    -- triggerKind 1 (Invoked): only an explicit request weaves.
-    context = { diagnostics = {}, only = { 'quickfix' }, triggerKind = 1 },
-  }
-  api.nvim_echo({ { 'LLooM: weaving…' } }, false, {})
-  client_mod.request(client, 'textDocument/codeAction', params, function(err, actions)
-    if err then
-      notify('weave failed: ' .. tostring(err.message or err), vim.log.levels.ERROR)
-      return
-    end
-    local beams = vim.tbl_filter(function(action)
-      return type(action) == 'table' and action.edit ~= nil
-    end, actions or {})
-    if #beams == 0 then
-      notify('no beams here (see :LLooMInfo)', vim.log.levels.WARN)
-      return
-    end
-    vim.ui.select(beams, {
+  weave_here(client, bufnr, 'weave', function(result, at)
+    local items = beams.items(result.beams)
+    vim.ui.select(items, {
       prompt = 'LLooM beams',
       kind = 'lloom.beam',
-      -- The title is "Continue: <label> (p=...)": the server's label already tells beams
-      -- that begin alike apart, so the picker shows it as it is.
-      format_item = function(action)
-        return (action.title:gsub('^Continue: ', ''))
-      end,
-    }, function(choice)
-      if not choice then
-        return
-      end
-      if not api.nvim_buf_is_valid(bufnr) or api.nvim_buf_get_changedtick(bufnr) ~= tick then
-        notify('the buffer changed since the weave; weave again', vim.log.levels.WARN)
-        return
-      end
-      vim.lsp.util.apply_workspace_edit(choice.edit, encoding)
-      local text = edit_text(choice.edit)
-      if text and api.nvim_get_current_buf() == bufnr then
-        position.after_insert(row, col, text, insert_mode)
+      format_item = beams.format_item,
+    }, function(choice, index)
+      if choice then
+        insert_beam(client, at, result, index or 1)
       end
     end)
-  end, bufnr)
+  end)
 end
 
 --- :LLooMAccept — insert the best beam of the weave at the cursor.  The server keeps
@@ -108,57 +139,129 @@ function M.accept()
   if not client then
     return
   end
-  local pos, row, col = position.cursor(client.offset_encoding or 'utf-16')
-  local insert_mode = position.inserting()
-  local uri = vim.uri_from_bufnr(bufnr)
-  client_mod.execute(client, 'lloom.weave', { uri, pos }, function(err, result)
-    if err or type(result) ~= 'table' then
-      notify('weave failed: ' .. tostring(err and err.message or err), vim.log.levels.ERROR)
-      return
-    end
-    remember(client, result)
-    local best = (result.beams or {})[1]
-    if not best then
-      notify(
-        'no beams here' .. (result.error and (': ' .. result.error) or ''),
-        vim.log.levels.WARN
-      )
-      return
-    end
-    local args = { uri, result.version, pos, best.insertText }
-    client_mod.execute(client, 'lloom.accept', args, function(accept_err, answer)
-      if accept_err or type(answer) ~= 'table' then
-        notify(
-          'accept failed: ' .. tostring(accept_err and accept_err.message),
-          vim.log.levels.ERROR
-        )
-      elseif not answer.applied then
-        notify('not inserted: ' .. tostring(answer.reason), vim.log.levels.WARN)
-      elseif api.nvim_get_current_buf() == bufnr then
-        position.after_insert(row, col, best.insertText, insert_mode)
-      end
-    end, bufnr)
-  end, bufnr)
+  weave_here(client, bufnr, 'accept', function(result, at)
+    insert_beam(client, at, result, 1)
+  end)
+end
+
+--- :LLooMNext — put the next beam of the same weave in place of the one just inserted
+--- by :LLooMAccept, :LLooMWeave or :LLooMNext (with a count, that many further; it
+--- wraps).  Only while that insertion is still the buffer's last change.
+function M.next_beam(count)
+  count = count or vim.v.count1
+  local last = last_insert
+  local bufnr = api.nvim_get_current_buf()
+  if
+    not last
+    or last.at.bufnr ~= bufnr
+    or api.nvim_buf_get_changedtick(bufnr) ~= last.tick
+  then
+    notify('no beam just inserted here: :LLooMAccept or :LLooMWeave first', vim.log.levels.WARN)
+    return false
+  end
+  local index = (last.index - 1 + count) % #last.beams + 1
+  local text = last.beams[index].insertText
+  local at = last.at
+  local old = vim.split(last.text, '\n', { plain = true })
+  local end_row = at.row + #old - 1
+  local end_col = #old == 1 and at.col + #old[1] or #old[#old]
+  api.nvim_buf_set_text(bufnr, at.row, at.col, end_row, end_col, vim.split(text, '\n', { plain = true }))
+  position.after_insert(at.row, at.col, text, at.insert_mode)
+  last.index, last.text, last.tick = index, text, api.nvim_buf_get_changedtick(bufnr)
+  api.nvim_echo({ { string.format('LLooM: beam %d of %d', index, #last.beams) } }, false, {})
+  return true
 end
 
 --- The weave result for the cursor, as `lloom.weave` returns it: calls
 --- `callback(err, result)` with `{ beams, tree, stats, speedLine, version }`.
-function M.weave_result(callback)
+function M.weave_result(callback, options)
   local client, bufnr = ready_client()
   if not client then
     return callback('no ready lloom-lsp client', nil)
   end
   local pos = position.cursor(client.offset_encoding or 'utf-16')
-  client_mod.execute(
-    client,
-    'lloom.weave',
-    { vim.uri_from_bufnr(bufnr), pos },
-    function(err, result)
-      remember(client, result)
+  local arguments = { vim.uri_from_bufnr(bufnr), pos }
+  if options then
+    table.insert(arguments, options)
+  end
+  client_mod.execute(client, 'lloom.weave', arguments, function(err, result)
+    remember(client, result)
+    callback(err, result)
+  end, bufnr)
+end
+
+--- :LLooMCancel — stop the weaves in progress for this buffer (`lloom.cancel`).
+function M.cancel(callback)
+  local client, bufnr = ready_client()
+  if not client then
+    return
+  end
+  client_mod.execute(client, 'lloom.cancel', { vim.uri_from_bufnr(bufnr) }, function(err, result)
+    if err then
+      notify('cancel failed: ' .. tostring(err.message or err), vim.log.levels.ERROR)
+    else
+      local n = type(result) == 'table' and tonumber(result.cancelled) or 0
+      api.nvim_echo({ { string.format('LLooM: %d weave(s) cancelled', n or 0) } }, false, {})
+    end
+    if callback then
       callback(err, result)
-    end,
-    bufnr
-  )
+    end
+  end, bufnr)
+end
+
+--- :LLooMToggle — turn automatic suggestions (`lloom.inline.automatic`: weave while
+--- typing for Nvim 0.12's ghost text) on or off, for every client.  Returns the new value.
+function M.toggle()
+  local settings = require('lloom').settings()
+  local inline = settings.lloom.inline
+  local current = type(inline) == 'table' and inline.automatic
+  if current == nil then
+    current = config.by_key['lloom.inline.automatic'].default
+  end
+  local value = not current
+  require('lloom').update_settings({ lloom = { inline = { automatic = value } } })
+  notify('automatic suggestions ' .. (value and 'on' or 'off'))
+  return value
+end
+
+--- The statusline state of a buffer: `{ state, message, last_weave, client_id }`,
+--- where state is 'off' (no lloom client), 'starting', 'idle' (no weave yet), or the
+--- last `lloom/status`: 'weaving', 'done', 'failed' or 'cancelled'.
+function M.state(bufnr)
+  bufnr = (bufnr == nil or bufnr == 0) and api.nvim_get_current_buf() or bufnr
+  local client = client_mod.get(bufnr)
+  if not client then
+    return { state = 'off', message = '' }
+  end
+  local out = { client_id = client.id, last_weave = client_mod.state.last_weave[client.id] }
+  local entry = client_mod.state.status[vim.uri_from_bufnr(bufnr)]
+  if not client.initialized then
+    out.state, out.message = 'starting', ''
+  elseif entry then
+    out.state, out.message = entry.state, entry.message
+  else
+    out.state, out.message = 'idle', ''
+  end
+  return out
+end
+
+--- A statusline component: '' without a lloom client, else "LLooM: weaving…", the
+--- last speed line, or how the last weave ended.
+function M.status(bufnr)
+  local s = M.state(bufnr)
+  if s.state == 'off' then
+    return ''
+  elseif s.state == 'weaving' then
+    return 'LLooM: weaving…'
+  elseif s.state == 'done' then
+    return 'LLooM: ' .. (s.message ~= '' and s.message or (s.last_weave or 'done'))
+  elseif s.state == 'failed' then
+    return 'LLooM: failed' .. (s.message ~= '' and (': ' .. s.message) or '')
+  elseif s.state == 'starting' then
+    return 'LLooM: starting'
+  end
+  local last = s.last_weave and (' (last: ' .. s.last_weave .. ')') or ''
+  return 'LLooM' .. (s.state == 'cancelled' and ': cancelled' or '') .. last
 end
 
 local function client_state(client)
@@ -169,7 +272,7 @@ local function client_state(client)
 end
 
 --- What :LLooMInfo shows, as a table.
-function M.status(bufnr)
+function M.info_table(bufnr)
   bufnr = (bufnr == nil or bufnr == 0) and api.nvim_get_current_buf() or bufnr
   local v = vim.version()
   local state = client_mod.state
@@ -207,7 +310,7 @@ end
 
 --- :LLooMInfo
 function M.info()
-  local s = M.status(0)
+  local s = M.info_table(0)
   local lines = { 'LLooM on Nvim ' .. s.nvim .. (s.setup and '' or ' (setup() not called)') }
   if s.client then
     local c = s.client

@@ -4,9 +4,11 @@
 ---   0.7 has only vim.lsp.start_client + vim.lsp.buf_attach_client, so the reuse
 ---   is done here.
 --- * From 0.11 client methods are called with `:`; before, with `.`.
---- * Settings live in one place (`state.settings`) and reach the server three ways:
----   initializationOptions, workspace/configuration answers, and
----   workspace/didChangeConfiguration pushes when they change.
+--- * Settings reach the server three ways: initializationOptions, workspace/configuration
+---   answers (from each client's own settings), and workspace/didChangeConfiguration
+---   pushes when they change.  setup()'s live in `state.settings`; a client started by
+---   vim.lsp.enable('lloom') keeps its own, so a change is merged into each client's.
+--- * `lloom/status` (the server's start and end of every weave) feeds the statusline.
 local config = require('lloom.config')
 
 local api = vim.api
@@ -22,6 +24,7 @@ M.state = {
   started = {}, -- client ids this plugin started
   by_root = {}, -- 0.7: root directory -> client id
   last_weave = {}, -- client id -> the last weave's speed line (or how it ended)
+  status = {}, -- document URI -> the last lloom/status: { state, message, client_id }
   warned = {},
 }
 local state = M.state
@@ -122,28 +125,109 @@ local function inline_completion()
 end
 M.inline_completion = inline_completion
 
-local function on_attach(client, bufnr)
-  local options = state.options or config.defaults
-  for action, lhs in pairs(options.keymaps) do
-    local keymap = config.keymap_actions[action]
-    local run
-    if action == 'inline_accept' then
-      run = inline_completion() and function()
-        inline_completion().get()
-      end
-    else
-      run = function()
-        require('lloom')[action]()
-      end
+--- `lloom/status` params `{ uri, state = weaving|done|failed|cancelled, message }`: kept
+--- per document for require('lloom').status(), then told to the statusline and to
+--- `User LLooMStatus` autocommands.
+function M.on_status(_, params, ctx)
+  if type(params) ~= 'table' or type(params.state) ~= 'string' then
+    return
+  end
+  local entry = {
+    state = params.state,
+    message = type(params.message) == 'string' and params.message or '',
+    uri = params.uri,
+    client_id = ctx and ctx.client_id,
+  }
+  state.status[params.uri or ''] = entry
+  if entry.state == 'done' and entry.message ~= '' and entry.client_id then
+    state.last_weave[entry.client_id] = entry.message
+  end
+  vim.schedule(function()
+    pcall(vim.cmd, 'redrawstatus')
+    local opts = { pattern = 'LLooMStatus', modeline = false }
+    if vim.fn.has('nvim-0.8') == 1 then
+      opts.data = entry
     end
-    if lhs and run then
-      vim.keymap.set(keymap.mode, lhs, run, { buffer = bufnr, desc = 'LLooM: ' .. keymap.desc })
+    pcall(api.nvim_exec_autocmds, 'User', opts)
+  end)
+end
+
+--- Make the client's code-action requests weave where :LLooMWeave does.  In Normal
+--- mode Nvim's own requests (vim.lsp.buf.code_action()) put the range before the
+--- character under the cursor; lloom.position puts the weave after it, so an empty
+--- range at the cursor is moved there.  Installed once per client.
+function M.place_code_actions(client)
+  if client._lloom_placed then
+    return
+  end
+  client._lloom_placed = true
+  local request = client.request
+  local function placed(method, params, bufnr)
+    if method == 'textDocument/codeAction' and type(params) == 'table' then
+      return require('lloom.position').code_action_params(params, bufnr, client.offset_encoding)
+    end
+    return params
+  end
+  if method_calls then
+    client.request = function(self, method, params, handler, bufnr)
+      return request(self, method, placed(method, params, bufnr), handler, bufnr)
+    end
+  else
+    client.request = function(method, params, handler, bufnr)
+      return request(method, placed(method, params, bufnr), handler, bufnr)
     end
   end
+end
+
+local function map_keys(bufnr, keymaps)
+  for action, lhs in pairs(keymaps) do
+    local keymap = config.keymap_actions[action]
+    if lhs and keymap then
+      local run, expr = nil, false
+      if keymap.inline then
+        expr = true
+        run = function()
+          return require('lloom.inline').accept(keymap.inline, lhs)
+        end
+      elseif keymap.cycle then
+        expr = true
+        run = function()
+          return require('lloom.inline').cycle(keymap.cycle, lhs)
+        end
+      else
+        run = function()
+          require('lloom')[action]()
+        end
+      end
+      vim.keymap.set(
+        keymap.mode,
+        lhs,
+        run,
+        { buffer = bufnr, expr = expr, desc = 'LLooM: ' .. keymap.desc }
+      )
+    end
+  end
+end
+
+--- Everything a lloom client needs on a buffer, whoever started it (setup()'s
+--- on_attach, or LspAttach for vim.lsp.enable('lloom')).
+function M.prepare(client, bufnr)
+  M.place_code_actions(client)
+  local options = state.options
+  if not options or not state.started[client.id] then
+    return
+  end
+  map_keys(bufnr, options.keymaps)
   local ic = inline_completion()
   if options.inline_completion and ic then
     pcall(ic.enable, true, { bufnr = bufnr })
   end
+end
+
+local function on_attach(client, bufnr)
+  state.started[client.id] = true
+  M.prepare(client, bufnr)
+  local options = state.options or config.defaults
   if options.on_attach then
     options.on_attach(client, bufnr)
   end
@@ -163,7 +247,7 @@ function M.lsp_config(options, root)
     settings = vim.deepcopy(state.settings),
     init_options = vim.deepcopy(state.settings),
     capabilities = capabilities,
-    handlers = { ['$/progress'] = on_progress },
+    handlers = { ['$/progress'] = on_progress, ['lloom/status'] = M.on_status },
     on_attach = on_attach,
     on_exit = function(_, _, client_id)
       state.started[client_id] = nil
@@ -189,7 +273,8 @@ function M.attach(bufnr)
     warn_once(
       'cmd',
       string.format(
-        'LLooM: cannot start the server: %q is not executable. Install it (pip install lloom-lsp) '
+        'LLooM: cannot start the server: %q is not executable. Install it from the '
+          .. 'lloom-lsp checkout (python3 -m venv .venv && .venv/bin/pip install .) '
           .. 'or set `cmd` in setup(). See :checkhealth lloom',
         options.cmd[1]
       )
@@ -223,6 +308,14 @@ end
 function M.enable(options)
   state.options = options
   state.settings = options.settings
+  -- setup() again (a plugin manager reloading the config): the clients already
+  -- running get the new settings, not only the ones started from now on.
+  for id in pairs(state.started) do
+    local running = vim.lsp.get_client_by_id(id)
+    if running then
+      M.tell(running, options.settings)
+    end
+  end
   local group = api.nvim_create_augroup('lloom', { clear = true })
   api.nvim_create_autocmd('FileType', {
     group = group,
@@ -241,23 +334,49 @@ function M.enable(options)
   end
 end
 
---- Make `settings` the ones in force: every running client answers
---- workspace/configuration with them from now on, and is told they changed.
---- Returns how many clients were told.
-function M.push_settings(settings)
-  state.settings = settings
-  if state.options then
-    state.options.settings = settings
+--- Give one client `settings`: it answers workspace/configuration with them from
+--- now on and is told they changed.  Returns 1 if it was told, else 0.
+function M.tell(client, settings)
+  -- 0.7 answers from client.config.settings, newer versions from client.settings.
+  client.config.settings = vim.deepcopy(settings)
+  client.settings = vim.deepcopy(settings)
+  if client.initialized and M.is_running(client) then
+    M.call(client, 'notify', 'workspace/didChangeConfiguration', { settings = settings })
+    return 1
+  end
+  return 0
+end
+
+--- The settings a client holds now, normalized.
+local function settings_of(client)
+  local current = client.settings
+  if type(current) ~= 'table' or next(current) == nil then
+    current = client.config.settings
+  end
+  return config.normalize_settings(type(current) == 'table' and current or {})
+end
+
+--- Merge normalized `changes` into the settings of setup() and of every running
+--- client (each keeps the rest of its own), and into vim.lsp.config('lloom') so the
+--- clients vim.lsp.enable starts later have them too.  Returns how many were told.
+function M.update_settings(changes)
+  if state.settings then
+    state.settings = config.merge_settings(state.settings, changes)
+    state.options.settings = state.settings
+  elseif vim.lsp.config then
+    local ok, lsp_config = pcall(function()
+      return vim.lsp.config.lloom
+    end)
+    if ok and type(lsp_config) == 'table' then
+      local merged =
+        config.merge_settings(config.normalize_settings(lsp_config.settings or {}), changes)
+      vim.lsp.config('lloom', { settings = merged })
+    end
   end
   local told = 0
   for _, client in ipairs(M.all()) do
-    -- 0.7 answers from client.config.settings, newer versions from client.settings.
-    client.config.settings = vim.deepcopy(settings)
-    client.settings = vim.deepcopy(settings)
-    if client.initialized and M.is_running(client) then
-      M.call(client, 'notify', 'workspace/didChangeConfiguration', { settings = settings })
-      told = told + 1
-    end
+    local base = state.started[client.id] and state.settings or settings_of(client)
+    told = told + M.tell(client, config.merge_settings(base, changes))
   end
   return told
 end

@@ -3,10 +3,36 @@
 --- server's own schema, so a typo or a bad value is caught in the editor by name).
 local schema = require('lloom.schema')
 
+local uv = vim.uv or vim.loop
+
 local M = {}
 
+--- The plugin's own directory (editors/neovim of a lloom-lsp checkout), from where
+--- this file was loaded; not resolved through symlinks, so a linked checkout counts.
+M.plugin_dir = vim.fn.fnamemodify(debug.getinfo(1, 'S').source:sub(2), ':p:h:h:h')
+
+--- Where a plugin manager's build step installs the server: the checkout's own
+--- virtual environment (`python3 -m venv .venv && .venv/bin/pip install .`).
+function M.repository_server()
+  local repo = vim.fn.fnamemodify(M.plugin_dir, ':h:h')
+  for _, bin in ipairs({ '/.venv/bin/lloom-lsp', '/.venv/Scripts/lloom-lsp.exe' }) do
+    local path = repo .. bin
+    local stat = uv.fs_stat(path)
+    if stat and stat.type == 'file' and vim.fn.executable(path) == 1 then
+      return path
+    end
+  end
+end
+
+--- The default server command: the checkout's .venv when the build step made one
+--- (it matches this plugin's version), else `lloom-lsp` on $PATH.
+function M.server_cmd()
+  local path = M.repository_server()
+  return { path or 'lloom-lsp' }
+end
+
 M.defaults = {
-  cmd = { 'lloom-lsp' },
+  cmd = M.server_cmd(),
   filetypes = { 'text', 'markdown' },
   root_markers = { '.git' },
   settings = {},
@@ -20,8 +46,15 @@ M.defaults = {
 M.keymap_actions = {
   weave = { mode = 'n', desc = 'weave at the cursor and pick a beam' },
   accept = { mode = 'n', desc = 'insert the best beam at the cursor' },
+  next_beam = { mode = 'n', desc = 'replace the beam just inserted with the next one' },
   info = { mode = 'n', desc = 'show client status and settings' },
-  inline_accept = { mode = 'i', desc = 'accept the ghost text, or ask for it (Nvim 0.12+)' },
+  cancel = { mode = 'n', desc = 'cancel the weaves in progress' },
+  toggle = { mode = 'n', desc = 'toggle automatic suggestions (lloom.inline.automatic)' },
+  inline_accept = { mode = 'i', inline = 'all', desc = 'accept the ghost text, or weave it' },
+  inline_accept_word = { mode = 'i', inline = 'word', desc = "accept the ghost text's next word" },
+  inline_accept_line = { mode = 'i', inline = 'line', desc = "accept the ghost text's line" },
+  inline_next = { mode = 'i', cycle = 1, desc = 'show the next beam as ghost text' },
+  inline_prev = { mode = 'i', cycle = -1, desc = 'show the previous beam as ghost text' },
 }
 
 local GROUPS = { backend = true, weave = true, story = true, inline = true }
@@ -222,7 +255,7 @@ function M.resolve(opts)
       end
     end
     return true
-  end, true, 'a table of { weave|accept|info|inline_accept = "<keys>" }')
+  end, true, 'a table of { <action> = "<keys>" } (see :help lloom-keymaps)')
   M.validate('inline_completion', opts.inline_completion, 'boolean', true)
   M.validate('on_attach', opts.on_attach, 'function', true)
 

@@ -2,9 +2,10 @@
 ---
 --- The public surface.  `setup()` starts the client on the configured filetypes;
 --- `update_settings()` changes the server's settings while it runs; the rest are the
---- actions behind :LLooMWeave, :LLooMAccept and :LLooMInfo.  The parts live in
---- lloom.config (options and validation), lloom.client (starting and talking to the
---- client on Nvim 0.7+), lloom.position (cursor and LSP positions) and lloom.actions.
+--- actions behind the :LLooM* commands, the statusline component and the ghost-text
+--- keys.  The parts live in lloom.config (options and validation), lloom.client
+--- (starting and talking to the client on Nvim 0.7+), lloom.position (cursor and LSP
+--- positions), lloom.beams (picker rows), lloom.actions and lloom.inline (0.12+).
 --- See :help lloom.
 local actions = require('lloom.actions')
 local client = require('lloom.client')
@@ -13,25 +14,30 @@ local config = require('lloom.config')
 local M = {}
 
 --- Start lloom-lsp for buffers of `opts.filetypes`.  Every option is optional and only
---- overrides its default (see :help lloom-setup); calling setup() again replaces them.
+--- overrides its default (see :help lloom-setup); calling setup() again replaces them,
+--- and the clients already running are told the new settings.
 function M.setup(opts)
   client.enable(config.resolve(opts))
 end
 
 --- Change settings while the server runs, e.g.
 --- `update_settings({ lloom = { weave = { maxDepth = 3 } } })`.  The change is merged
---- into the settings in force and pushed with workspace/didChangeConfiguration.
---- Returns how many clients were told.
+--- into each client's settings in force (setup()'s, or vim.lsp.config('lloom')'s) and
+--- pushed with workspace/didChangeConfiguration.  Returns how many clients were told.
 function M.update_settings(settings)
   local changes = config.check_settings(config.normalize_settings(settings))
-  local current = client.state.settings or config.normalize_settings({})
-  return client.push_settings(config.merge_settings(current, changes))
+  return client.update_settings(changes)
 end
 
 --- The settings in force, as `{ lloom = { ... } }` (only what was set; the server
---- supplies the rest).
-function M.settings()
-  return vim.deepcopy(client.state.settings or config.normalize_settings({}))
+--- supplies the rest): setup()'s, else those of the buffer's client.
+function M.settings(bufnr)
+  if client.state.settings then
+    return vim.deepcopy(client.state.settings)
+  end
+  local attached = client.get(bufnr or 0)
+  local settings = attached and (attached.settings or attached.config.settings)
+  return config.normalize_settings(vim.deepcopy(settings or {}))
 end
 
 --- The lloom-lsp client attached to a buffer (default: the current one), or nil.
@@ -41,8 +47,25 @@ end
 
 M.weave = actions.weave
 M.accept = actions.accept
+M.next_beam = actions.next_beam
 M.info = actions.info
-M.status = actions.status
+M.info_table = actions.info_table
+M.cancel = actions.cancel
+M.toggle = actions.toggle
 M.weave_result = actions.weave_result
+M.status = actions.status
+M.state = actions.state
+
+--- For an `expr` mapping in Insert mode (Nvim 0.12+): accept the ghost text (`part`:
+--- 'all', 'word' or 'line'), weave it when none is shown, else return `key`.
+function M.inline_accept(part, key)
+  return require('lloom.inline').accept(part or 'all', key or '')
+end
+
+--- For an `expr` mapping in Insert mode: show the next (`count` > 0) or previous beam
+--- as ghost text; `key` when none is shown.
+function M.inline_cycle(count, key)
+  return require('lloom.inline').cycle(count or 1, key or '')
+end
 
 return M

@@ -3,8 +3,11 @@
 --- server chose otherwise).
 ---
 --- In Normal mode the story runs through the character under the cursor, as |p| puts
---- after it: the block cursor covers that character, and at the end of a line this is
---- the only way to reach the end.  In Insert mode the story ends at the cursor.
+--- after it: the block cursor covers that character, and at the end of a line (where
+--- prose is continued) this is the only way to reach the end.  In Insert mode the
+--- story ends at the cursor.  Nvim's own code-action requests put an empty range
+--- before the character under the cursor; code_action_params() moves it here, so
+--- vim.lsp.buf.code_action() and :LLooMWeave weave at the same spot.
 local api = vim.api
 
 local M = {}
@@ -67,6 +70,40 @@ function M.after_insert(row, col, text, insert_mode)
     end
   end
   pcall(api.nvim_win_set_cursor, 0, { end_row + 1, math.max(end_col, 0) })
+end
+
+--- `params` of a textDocument/codeAction request, with an empty range at the start
+--- of the character under the cursor (what Nvim sends in Normal mode) moved after
+--- that character.  Any other range, or Insert mode, is left as it is.
+function M.code_action_params(params, bufnr, encoding)
+  local range = params.range
+  if type(range) ~= 'table' or inserting() then
+    return params
+  end
+  local current = api.nvim_get_current_buf()
+  if bufnr ~= nil and bufnr ~= 0 and bufnr ~= current then
+    return params
+  end
+  local s, e = range.start, range['end']
+  if type(s) ~= 'table' or type(e) ~= 'table' then
+    return params
+  end
+  if s.line ~= e.line or s.character ~= e.character then
+    return params
+  end
+  encoding = encoding or 'utf-16'
+  local row, col = unpack(api.nvim_win_get_cursor(0))
+  local line = api.nvim_buf_get_lines(0, row - 1, row, false)[1] or ''
+  if s.line ~= row - 1 or s.character ~= M.units(line:sub(1, col), encoding) then
+    return params
+  end
+  local pos = M.cursor(encoding)
+  local out = {}
+  for key, value in pairs(params) do
+    out[key] = value
+  end
+  out.range = { start = pos, ['end'] = vim.deepcopy(pos) }
+  return out
 end
 
 M.inserting = inserting
