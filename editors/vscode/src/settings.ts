@@ -21,10 +21,6 @@ export function languages(): string[] {
   return normalizeLanguages(vscode.workspace.getConfiguration(SECTION).get('languages'));
 }
 
-export function serverCommandSetting(): unknown {
-  return vscode.workspace.getConfiguration(SECTION).get('server.command');
-}
-
 /**
  * The whole `lloom` section as plain JSON, nested as `workspace/configuration` returns
  * it (`{backend: {url: ...}, weave: {...}}`), resolved for `scope` when given.
