@@ -66,6 +66,10 @@ export class Weaver implements vscode.Disposable {
       vscode.commands.registerCommand('lloom.weaveAgain', () => this.weaveAgain()),
       vscode.commands.registerCommand('lloom.weaveDeeper', () => this.weaveAgain({ deeper: true })),
       vscode.commands.registerCommand('lloom.cancelWeave', () => this.cancelAll()),
+      // The list's buttons from the keyboard, while it is open.
+      vscode.commands.registerCommand('lloom.beams.weaveAgain', () => openPick?.('again')),
+      vscode.commands.registerCommand('lloom.beams.weaveDeeper', () => openPick?.('deeper')),
+      vscode.commands.registerCommand('lloom.beams.weaveFromBeam', () => openPick?.('from')),
     ];
   }
 
@@ -249,9 +253,16 @@ const DEEPER: vscode.QuickInputButton = {
 
 type PickItem = BeamItem & vscode.QuickPickItem;
 
+/** True while the beams list is open: the keybindings of its buttons need it. */
+const BEAMS_CONTEXT = 'lloom.beamsVisible';
+
+/** Presses a button of the open beams list (the `from` one on the highlighted row). */
+let openPick: ((action: PickAction) => void) | undefined;
+
 /**
  * The beams as a QuickPick.  Enter inserts the selected beam; the title's buttons weave
- * again or deeper, and each row's button weaves from that beam.
+ * again or deeper, and each row's button weaves from that beam (from the keyboard: the
+ * `lloom.beams.*` commands, bound while the list is open).
  */
 function pickBeam(result: WeaveResult): Promise<Pick> {
   const quickPick = vscode.window.createQuickPick<PickItem>();
@@ -270,12 +281,21 @@ function pickBeam(result: WeaveResult): Promise<Pick> {
       answer = { action: 'from', beam: item.beam };
       quickPick.hide();
     });
+    openPick = (action) => {
+      const beam = quickPick.activeItems[0]?.beam;
+      if (action === 'from' && !beam) return;
+      answer = action === 'from' ? { action, beam } : { action };
+      quickPick.hide();
+    };
+    void vscode.commands.executeCommand('setContext', BEAMS_CONTEXT, true);
     quickPick.onDidAccept(() => {
       const beam = quickPick.selectedItems[0]?.beam;
       answer = beam ? { accept: beam } : undefined;
       quickPick.hide();
     });
     quickPick.onDidHide(() => {
+      openPick = undefined;
+      void vscode.commands.executeCommand('setContext', BEAMS_CONTEXT, false);
       quickPick.dispose();
       resolve(answer);
     });
