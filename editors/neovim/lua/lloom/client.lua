@@ -106,17 +106,6 @@ function M.root_dir(bufnr, markers)
   return vim.fn.getcwd()
 end
 
-local function on_progress(err, result, ctx, handler_config)
-  local value = type(result) == 'table' and result.value or nil
-  if type(value) == 'table' and value.kind == 'end' and value.message then
-    state.last_weave[ctx.client_id] = value.message
-  end
-  local default = vim.lsp.handlers['$/progress']
-  if default then
-    return default(err, result, ctx, handler_config)
-  end
-end
-
 local function inline_completion()
   local ic = vim.lsp.inline_completion
   if type(ic) == 'table' and type(ic.enable) == 'function' and type(ic.get) == 'function' then
@@ -247,7 +236,7 @@ function M.lsp_config(options, root)
     settings = vim.deepcopy(state.settings),
     init_options = vim.deepcopy(state.settings),
     capabilities = capabilities,
-    handlers = { ['$/progress'] = on_progress, ['lloom/status'] = M.on_status },
+    handlers = { ['lloom/status'] = M.on_status },
     on_attach = on_attach,
     on_exit = function(_, _, client_id)
       state.started[client_id] = nil
