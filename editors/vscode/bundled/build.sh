@@ -18,14 +18,20 @@ fi
 # Built beside libs/ and swapped in at the end, so a .vsix packaged meanwhile (another
 # checkout user's ci.sh or e2e) never sees half a bundle.
 libs="$(mktemp -d "$here/.libs-XXXXXX")"
-trap 'rm -rf "$libs"' EXIT
+# The server is built from a copy of its sources: an in-tree build would leave build/ and
+# egg-info in the checkout, and a stale build/lib would ship modules deleted since.
+src="$(mktemp -d)"
+trap 'rm -rf "$libs" "$src"' EXIT
+cp "$repo/pyproject.toml" "$repo/README.md" "$src/"
+cp -R "$repo/lloom_lsp" "$src/lloom_lsp"
+find "$src" -name __pycache__ -prune -exec rm -rf {} +
 pip=("$python" -m pip install --quiet --disable-pip-version-check --no-compile --no-deps --target "$libs")
 
 # --implementation py with --only-binary: a wheel that is not pure Python fails here,
 # since one .vsix must run on every platform.
 "${pip[@]}" --require-hashes --only-binary=:all: --implementation py --python-version 3.10 \
   -r "$here/requirements.txt"
-"${pip[@]}" --upgrade "$repo"
+"${pip[@]}" --upgrade "$src"
 
 # Not needed at runtime: the bigram test model's builder (the `demo` command only) and
 # installed console scripts.
