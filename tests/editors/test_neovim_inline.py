@@ -126,9 +126,7 @@ type_keys('A<Tab><Esc>')
 R.code = vim.api.nvim_get_current_line()
 """
     ).replace("STORY_TEXT", "P.story_text")
-    result = run_nvim(
-        tmp_path, body, story=str(story), url=llama_server_url, story_text=STORY
-    )
+    result = run_nvim(tmp_path, body, story=str(story), url=llama_server_url, story_text=STORY)
 
     assert result["enabled"] == [True, result["bufnr"]]
     assert result["after_ask"] == STORY  # the key itself was not typed

@@ -102,7 +102,9 @@ def test_setup_again_tells_the_running_clients(
 local function setup(depth)
   local weave = vim.deepcopy(P.weave)
   weave.maxDepth = depth
-  require('lloom').setup({ cmd = P.cmd, settings = { lloom = { backend = { url = P.url }, weave = weave } } })
+  require('lloom').setup({
+    cmd = P.cmd, settings = { lloom = { backend = { url = P.url }, weave = weave } },
+  })
 end
 setup(2)
 open_story()
@@ -125,9 +127,7 @@ R.client_settings = client.config.settings
     assert json.loads(result["answers"][-1]) == [merged]
 
 
-def test_lsp_config_is_typed_and_sends_settings_as_an_object(
-    tmp_path: Path, story: Path
-) -> None:
+def test_lsp_config_is_typed_and_sends_settings_as_an_object(tmp_path: Path, story: Path) -> None:
     source = (PLUGIN / "lsp" / "lloom.lua").read_text(encoding="utf-8")
     assert "---@type vim.lsp.Config\nreturn {" in source
     body = (

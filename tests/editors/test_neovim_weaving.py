@@ -61,9 +61,7 @@ R.rows = offered[2]
     assert [row.split(" ", 2)[2].split("   │ ")[0].strip() for row in result["rows"]] == labels
 
 
-def test_statusline_follows_every_weave(
-    tmp_path: Path, story: Path, llama_server_url: str
-) -> None:
+def test_statusline_follows_every_weave(tmp_path: Path, story: Path, llama_server_url: str) -> None:
     body = (
         """
 R.no_client = require('lloom').status()
@@ -104,7 +102,9 @@ def test_cancel_stops_the_weave_in_progress(
     # One token per request, up to 1,000 beams of 512 tokens: seconds of weaving.
     slow = {"strategy": "token", "maxDepth": 512, "maxSuggestions": 1000, "autoStop": False}
     body = """
-require('lloom').setup({ cmd = P.cmd, settings = { lloom = { backend = { url = P.url }, weave = P.slow } } })
+require('lloom').setup({
+  cmd = P.cmd, settings = { lloom = { backend = { url = P.url }, weave = P.slow } },
+})
 open_story()
 local done
 require('lloom').weave_result(function(err, result) done = { err = err, result = result } end)
@@ -145,7 +145,9 @@ open_story()
 local before = buffer_text()
 vim.cmd('LLooMAccept')
 wait(30000, function() return buffer_text() ~= before end, 'the best beam')
-R.reports = vim.tbl_filter(function(r) return tostring(r.token):find('^lloom%-accept%-') end, reports)
+R.reports = vim.tbl_filter(function(r)
+  return tostring(r.token):find('^lloom%-accept%-') ~= nil
+end, reports)
 """
     )
     result = run_nvim(tmp_path, body, story=str(story), url=llama_server_url)

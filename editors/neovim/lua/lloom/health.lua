@@ -91,7 +91,7 @@ local function check_nvim(report)
     report.info("vim.lsp.enable('lloom') needs Nvim 0.11; use require('lloom').setup()")
   end
   if client_mod.inline_completion() then
-    report.ok('inline completion (ghost text) available (0.12+)')
+    report.ok('inline completion (ghost text) available (0.12+): map keymaps.inline_accept')
   else
     report.info(
       'no inline completion before Nvim 0.12: use :LLooMWeave, :LLooMAccept or completion'
@@ -111,12 +111,16 @@ local function check_server(report)
   local cmd, settings, source = server_config()
   if vim.fn.executable(cmd[1]) ~= 1 then
     report.error(string.format('%s is not executable (cmd from %s)', cmd[1], source), {
-      'pip install lloom-lsp (or pipx install lloom-lsp)',
+      'Install it in the lloom-lsp checkout, where the plugin finds it by itself: '
+        .. 'python3 -m venv .venv && .venv/bin/pip install . (the build step of :help lloom-install)',
       'or point `cmd` in setup() at it, e.g. { "/path/to/venv/bin/lloom-lsp" }',
     })
     return
   end
   report.ok(string.format('%s is executable (cmd from %s)', table.concat(cmd, ' '), source))
+  if config.repository_server() == cmd[1] then
+    report.ok("it is the checkout's own .venv server (the plugin manager's build step)")
+  end
   local code, version = run(vim.list_extend(vim.deepcopy(cmd), { '--version' }))
   if code ~= 0 then
     report.error('the server does not start: ' .. version)
