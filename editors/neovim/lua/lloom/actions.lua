@@ -151,11 +151,7 @@ function M.next_beam(count)
   count = count or vim.v.count1
   local last = last_insert
   local bufnr = api.nvim_get_current_buf()
-  if
-    not last
-    or last.at.bufnr ~= bufnr
-    or api.nvim_buf_get_changedtick(bufnr) ~= last.tick
-  then
+  if not last or last.at.bufnr ~= bufnr or api.nvim_buf_get_changedtick(bufnr) ~= last.tick then
     notify('no beam just inserted here: :LLooMAccept or :LLooMWeave first', vim.log.levels.WARN)
     return false
   end
@@ -165,7 +161,14 @@ function M.next_beam(count)
   local old = vim.split(last.text, '\n', { plain = true })
   local end_row = at.row + #old - 1
   local end_col = #old == 1 and at.col + #old[1] or #old[#old]
-  api.nvim_buf_set_text(bufnr, at.row, at.col, end_row, end_col, vim.split(text, '\n', { plain = true }))
+  api.nvim_buf_set_text(
+    bufnr,
+    at.row,
+    at.col,
+    end_row,
+    end_col,
+    vim.split(text, '\n', { plain = true })
+  )
   position.after_insert(at.row, at.col, text, at.insert_mode)
   last.index, last.text, last.tick = index, text, api.nvim_buf_get_changedtick(bufnr)
   api.nvim_echo({ { string.format('LLooM: beam %d of %d', index, #last.beams) } }, false, {})

@@ -15,7 +15,9 @@ function M.bar(fraction, width)
   local eighths = math.floor(fraction * width * 8 + 0.5)
   local full, part = math.floor(eighths / 8), eighths % 8
   local cells = full + (part > 0 and 1 or 0)
-  return string.rep('█', full) .. (part > 0 and BLOCKS[part] or '') .. string.rep('·', width - cells)
+  return string.rep('█', full)
+    .. (part > 0 and BLOCKS[part] or '')
+    .. string.rep('·', width - cells)
 end
 
 --- One line: newlines and tabs as visible symbols, so a row never wraps or hides text.
