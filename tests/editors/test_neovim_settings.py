@@ -99,18 +99,20 @@ def test_setup_again_tells_the_running_clients(
     body = (
         RECORD
         + """
-local function setup(depth)
+local function setup(depth, keymaps)
   local weave = vim.deepcopy(P.weave)
   weave.maxDepth = depth
   require('lloom').setup({
     cmd = P.cmd, settings = { lloom = { backend = { url = P.url }, weave = weave } },
+    keymaps = keymaps,
   })
 end
 setup(2)
 open_story()
 R.first = weave_now()
 local id = require('lloom').client().id
-setup(3)  -- as a plugin manager reloading the config does
+setup(3, { weave = '<leader>lw' })  -- as a plugin manager reloading the config does
+R.mapping = vim.fn.maparg('<leader>lw', 'n', false, true).desc or vim.NIL
 R.second = weave_now()
 local client = require('lloom').client()
 R.same_client = client.id == id
@@ -121,6 +123,7 @@ R.client_settings = client.config.settings
 
     assert result["first"] == beams_of(llama_server_url, 2)
     assert result["same_client"]
+    assert result["mapping"] == "LLooM: weave at the cursor and pick a beam"  # new keymaps too
     assert result["second"] == beams_of(llama_server_url, 3)
     merged = {"backend": {"url": llama_server_url}, "weave": {**DEPTH_2, "maxDepth": 3}}
     assert result["client_settings"] == {"lloom": merged}

@@ -303,6 +303,11 @@ function M.enable(options)
     local running = vim.lsp.get_client_by_id(id)
     if running then
       M.tell(running, options.settings)
+      for bufnr in pairs(running.attached_buffers or {}) do
+        if api.nvim_buf_is_loaded(bufnr) then
+          M.prepare(running, bufnr) -- the new keymaps
+        end
+      end
     end
   end
   local group = api.nvim_create_augroup('lloom', { clear = true })
