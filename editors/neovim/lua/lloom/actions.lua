@@ -1,8 +1,8 @@
 --- What the :LLooM* commands do: weave at the cursor and pick a beam, accept the best
 --- beam (then cycle to the next), cancel, toggle automatic suggestions, and report the
---- client's status (for :LLooMInfo and for a statusline).  Everything goes through the lloom-lsp client
---- attached to the current buffer; the picker is vim.ui.select, so any UI plugin that
---- replaces it (telescope, fzf-lua, dressing) shows the beams.
+--- client's status (for :LLooMInfo and for a statusline).  Everything goes through the
+--- lloom-lsp client attached to the current buffer; the picker is vim.ui.select, so any
+--- UI plugin that replaces it (telescope, fzf-lua, dressing) shows the beams.
 local beams = require('lloom.beams')
 local client_mod = require('lloom.client')
 local config = require('lloom.config')
@@ -39,6 +39,9 @@ end
 
 local progress_count = 0
 
+--- JSON-RPC's RequestCancelled: the weave was cancelled (:LLooMCancel, a newer weave).
+local REQUEST_CANCELLED = -32800
+
 --- Weave at the cursor through `lloom.weave`, with `$/progress` under a token of our
 --- own (so :LLooMAccept and :LLooMWeave show progress in any progress UI) and an
 --- echo while it runs.  `done(result, at)` runs with a result that has beams; `at` is
@@ -62,6 +65,10 @@ local function weave_here(client, bufnr, what, done)
   }
   api.nvim_echo({ { 'LLooM: weaving…' } }, false, {})
   client_mod.request(client, 'workspace/executeCommand', params, function(err, result)
+    if err and err.code == REQUEST_CANCELLED then
+      api.nvim_echo({ { 'LLooM: weave cancelled' } }, false, {})
+      return
+    end
     if err or type(result) ~= 'table' then
       notify('weave failed: ' .. tostring(err and err.message or err), vim.log.levels.ERROR)
       return
