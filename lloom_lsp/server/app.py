@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
 from collections.abc import Generator
 from typing import Any
 
+import attrs
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.exceptions import (
+    JsonRpcException,
+    JsonRpcInvalidParams,
+    JsonRpcInvalidRequest,
+    JsonRpcMethodNotFound,
+)
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
@@ -33,10 +40,15 @@ command_progress_token: contextvars.ContextVar[types.ProgressToken | None] = con
 
 
 class LloomProtocol(LanguageServerProtocol):
-    """Three corrections to pygls' protocol.
+    """Corrections to pygls' protocol.
 
-    * Requests whose params cannot be read get -32602, as JSON-RPC requires; pygls
-      logs the failure and drops the request, so the client would wait forever.
+    * Every request is answered, as JSON-RPC requires; pygls logged and dropped those it
+      could not read (-32602 now, or -32601 for an unknown method), those named like a
+      notification and those after shutdown (-32600 now), so the client waited forever.
+      An id that is not JSON (1e400 reads as infinity) is refused with a null id.
+    * Only the message itself is structured, not every object inside it (see below).
+    * A client's answer that cannot be read fails the request it answers, instead of being
+      dropped while the server waits for it.
     * A command's workDoneToken reaches its handler (``command_progress_token``).
     * Cancelling a workspace/executeCommand cancels the command's task.
     """
@@ -75,15 +87,77 @@ class LloomProtocol(LanguageServerProtocol):
         if self._request_futures.get(msg_id) is done:
             del self._request_futures[msg_id]
 
+    # -- reading messages ------------------------------------------------------------
+    #
+    # pygls structures every object json.loads meets (its object_hook), nested ones too, so
+    # params holding an object with a "jsonrpc" key were taken for a message.  Here the hook
+    # leaves every object as it is, and the whole message is structured once it is read.
+
     def structure_message(self, data: dict[str, Any]) -> Any:
+        return data
+
+    def handle_message(self, message: Any) -> None:
+        if isinstance(message, dict):
+            message = self._structured(message)
+            if message is None:
+                return
+        super().handle_message(message)
+
+    def _structured(self, data: dict[str, Any]) -> Any:
+        """The message ``data`` stands for, or None once it has been answered (or dropped,
+        for a notification or an answer that cannot be read)."""
+        msg_id, method = data.get("id"), data.get("method")
+        is_request = "id" in data and isinstance(method, str)
+        if isinstance(msg_id, float) and not math.isfinite(msg_id):
+            # 1e400 reads as infinity, which would go back as Infinity: not JSON
+            self._refuse(None, JsonRpcInvalidRequest(f"not a JSON-RPC id: {msg_id}"))
+            return None
+        if is_request and data.get("jsonrpc") != "2.0":
+            self._refuse(msg_id, JsonRpcInvalidRequest('"jsonrpc" must be "2.0"'))
+            return None
+        if is_request and self._shutdown and method != types.EXIT:
+            self._refuse(msg_id, JsonRpcInvalidRequest("the server is shutting down"))
+            return None
+        if is_request and _is_notification(self.get_message_type(method)):
+            # pygls dropped the id and handled it as the notification: nobody answered
+            self._refuse(msg_id, JsonRpcInvalidRequest(f"{method} is a notification"))
+            return None
         try:
             return super().structure_message(data)
         except JsonRpcException as exc:
-            if isinstance(data, dict) and "id" in data and "method" in data:
-                reason = exc.__cause__ or exc
-                error = JsonRpcInvalidParams(f"invalid params for {data['method']}: {reason}")
-                self._send_response(data["id"], None, error.to_response_error())
-            raise
+            reason = exc.__cause__ or exc
+            if is_request and self.get_message_type(method) is None:
+                self._refuse(msg_id, JsonRpcMethodNotFound(f"method not found: {method}"))
+            elif is_request:
+                self._refuse(msg_id, JsonRpcInvalidParams(f"invalid params for {method}: {reason}"))
+            elif "id" in data and "method" not in data:
+                # The client's answer to one of our requests (workspace/applyEdit, say):
+                # pygls logs and drops it, and whoever awaits it would wait forever.
+                future = self._request_futures.pop(data["id"], None)
+                if future is not None and not future.done():
+                    future.set_exception(
+                        JsonRpcInvalidParams(f"the client's answer could not be read: {reason}")
+                    )
+            return None
+
+    def _refuse(self, msg_id: Any, error: JsonRpcException) -> None:
+        if msg_id is None:  # pygls would leave the id out, and JSON-RPC asks for a null one
+            code, message = error.to_response_error().code, error.to_response_error().message
+            self._send_data(
+                {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}
+            )
+            return
+        self._send_response(msg_id, None, error.to_response_error())
+
+
+def _is_notification(message_type: Any) -> bool:
+    """Whether an lsprotocol message type is a notification's (it has no ``id``)."""
+    try:
+        return message_type is not None and not any(
+            field.name == "id" for field in attrs.fields(message_type)
+        )
+    except (TypeError, attrs.exceptions.NotAnAttrsClassError):
+        return False
 
 
 class LloomServer(LanguageServer):

@@ -58,6 +58,8 @@ from hypothesis import strategies as st
 from lsprotocol.converters import get_converter
 from lsprotocol.types import METHOD_TO_TYPES
 
+from lloom_lsp.server.weaving import STATUS_NOTIFICATION
+
 SERVER = [sys.executable, "-m", "lloom_lsp"]
 #: Seconds a request has to be answered (the backend stand-in fails a weave in milliseconds).
 REPLY_TIMEOUT = 10.0
@@ -383,6 +385,8 @@ class LspProcess:
         """Why ``message`` is not what LSP defines for its method (None: it is)."""
         if "method" in message:
             method = message["method"]
+            if method == STATUS_NOTIFICATION:  # our one documented extension
+                return _status_violation(message)
             kind = METHOD_TO_TYPES.get(method, (None,))[0]
             if kind is None:
                 return f"a method LSP does not define: {method!r}"
@@ -716,6 +720,23 @@ def fresh_buggy(backend: RecordingBackend) -> Iterator[LspProcess]:
     lsp = LspProcess(backend.url)
     yield lsp
     lsp.kill()
+
+
+def _status_violation(message: dict[str, Any]) -> str | None:
+    """Why a ``lloom/status`` notification is not what the README documents (None: it is)."""
+    params = message.get("params")
+    if "id" in message or not isinstance(params, dict):
+        return f"lloom/status must be a notification with params: {json.dumps(message)[:300]}"
+    if set(params) != {"uri", "state", "message"} or params["state"] not in {
+        "weaving",
+        "done",
+        "failed",
+        "cancelled",
+    }:
+        return f"a malformed lloom/status: {json.dumps(message)[:300]}"
+    if not isinstance(params["uri"], str) or not isinstance(params["message"], str):
+        return f"a malformed lloom/status: {json.dumps(message)[:300]}"
+    return None
 
 
 def known_bug(reason: str) -> pytest.MarkDecorator:
@@ -1486,14 +1507,10 @@ def test_refused_backend(start: Callable[..., Harness]) -> None:
         assert len(shown) == 1 and "http://127.0.0.1:9" in shown[0], shown
 
 
-# -- known bugs -----------------------------------------------------------------------------------
+# -- bugs it found: fixed (pinned by plain tests) and known (strict xfails) ---------------------
 
 
-@known_bug(
-    "pygls runs structure_message (json.loads' object_hook) on every nested object, so an "
-    "object with a 'jsonrpc' key inside params is structured as a message; when that fails "
-    "the whole parse fails, and the request itself is never answered"
-)
+# Was a bug (pygls), fixed in LloomProtocol (lloom_lsp/server/app.py).
 @pytest.mark.parametrize(
     "inner", [{"jsonrpc": "2.0"}, {"jsonrpc": "2.0", "id": "x"}], ids=["no method", "no result"]
 )
@@ -1507,11 +1524,7 @@ def test_params_holding_a_jsonrpc_key_are_answered(
     assert buggy.answered(key, GRACE), "no response"
 
 
-@known_bug(
-    "LloomProtocol.structure_message answers -32602 for any object with 'id' and 'method' "
-    "that fails to structure, nested ones too: a message nested in params answers for its "
-    "id (another request of the client's, or none), and the outer request gets nothing"
-)
+# Was a bug (pygls), fixed in LloomProtocol (lloom_lsp/server/app.py).
 def test_a_nested_message_never_answers_for_its_id(fresh_buggy: LspProcess) -> None:
     lsp = fresh_buggy
     inner = {"jsonrpc": "2.0", "id": 999_999, "method": "initialize", "params": 1}
@@ -1522,11 +1535,7 @@ def test_a_nested_message_never_answers_for_its_id(fresh_buggy: LspProcess) -> N
     assert lsp.responses.get(key), "the request itself got no response"
 
 
-@known_bug(
-    "a message with an id is a request, and JSON-RPC 2.0 requires a response; pygls "
-    "structures one named like a notification as that notification (the id is dropped) "
-    "and never answers"
-)
+# Was a bug (pygls), fixed in LloomProtocol (lloom_lsp/server/app.py).
 @pytest.mark.parametrize(
     "method, params",
     [
@@ -1542,11 +1551,6 @@ def test_a_request_named_like_a_notification_is_answered(
     assert buggy.answered(key, GRACE), "no response"
 
 
-@known_bug(
-    "a client's answer to workspace/applyEdit that does not structure as "
-    "ApplyWorkspaceEditResult is logged and dropped by pygls, and lloom.accept waits for "
-    "it forever"
-)
 @pytest.mark.parametrize(
     "reply",
     [{"result": None}, {"result": {}}, {"error": "refused"}],
@@ -1573,11 +1577,9 @@ def test_accept_survives_a_malformed_apply_edit_answer(
         buggy.apply_edit_reply = {"result": {"applied": False}}
 
 
-@known_bug(
-    "pygls serializes with json.dumps(allow_nan=True): an id of 1e400 (a valid JSON number, "
-    "which Python reads as a float infinity) is echoed as Infinity, which is not JSON (so is "
-    "the NaN echoed for the non-JSON literal NaN, which Python's json.loads accepts)"
-)
+# Was a bug: pygls serializes with json.dumps(allow_nan=True), so an id of 1e400 (a valid
+# JSON number, which Python reads as a float infinity) was echoed as Infinity, which is not
+# JSON; LloomProtocol now refuses such an id with a null one.
 def test_an_id_python_cannot_hold_is_not_echoed_as_non_json(fresh_buggy: LspProcess) -> None:
     body = b'{"jsonrpc": "2.0", "id": 1e400, "method": "workspace/executeCommand", '
     fresh_buggy.send_raw(frame(body + b'"params": {"command": "lloom.cancel"}}'))
@@ -1645,22 +1647,13 @@ def test_a_lone_surrogate_in_the_document_still_weaves(
     assert isinstance(buggy.story_at(shared_backend, FAR, 0), str)
 
 
-@known_bug(
-    "JSON-RPC 2.0 lets a request leave params out, and an unknown method is -32601 Method "
-    "not found; pygls structures a request for a method it does not know as "
-    "JsonRPCRequestMessage, whose params are required, and the server answers -32602"
-)
+# Was a bug (pygls), fixed in LloomProtocol (lloom_lsp/server/app.py).
 def test_an_unknown_method_without_params_is_not_found(buggy: LspProcess) -> None:
     answer = buggy.call("lloom/noSuchMethod")
     assert answer.get("error", {}).get("code") == -32601, answer
 
 
-@known_bug(
-    "LSP: requests after shutdown 'should error with InvalidRequest', and JSON-RPC 2.0 "
-    "answers every request; pygls logs 'Server shutting down. No more requests!' and drops "
-    "them, so a client that asks anything after shutdown (a second shutdown included) "
-    "waits until it sends exit"
-)
+# Was a bug (pygls), fixed in LloomProtocol (lloom_lsp/server/app.py).
 def test_a_request_after_shutdown_is_answered(fresh_buggy: LspProcess) -> None:
     assert fresh_buggy.call("shutdown").get("result", "missing") is None
     command = fresh_buggy.request("workspace/executeCommand", CANCEL)

@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 
 from ...config import WeaveSettings
 from ..app import LloomServer, command_progress_token
@@ -85,9 +86,12 @@ def register(server: LloomServer) -> None:
                 )
             ]
         )
-        answer = await ls.workspace_apply_edit_async(
-            types.ApplyWorkspaceEditParams(edit=edit, label="LLooM: accept beam")
-        )
+        try:
+            answer = await ls.workspace_apply_edit_async(
+                types.ApplyWorkspaceEditParams(edit=edit, label="LLooM: accept beam")
+            )
+        except JsonRpcException as exc:
+            return {"applied": False, "reason": f"workspace/applyEdit failed: {exc}"}
         result: dict[str, Any] = {"applied": bool(answer.applied)}
         if not answer.applied:
             result["reason"] = answer.failure_reason or "the editor refused the edit"
