@@ -79,6 +79,7 @@ def test_schema_is_json_schema_with_every_setting() -> None:
     assert schema["properties"]["lloom.weave.cutoff"]["maximum"] == 1
     assert {k.split(".")[1] for k in schema["properties"]} == {
         "backend",
+        "completion",
         "weave",
         "story",
         "inline",

@@ -5,6 +5,7 @@ LLooM's idea: from the cursor, a tree of continuations, each split where the mod
 alternatives pass the cutoff, every beam ending in a dot.
 """
 
+import itertools
 import struct
 import zlib
 from pathlib import Path
@@ -55,7 +56,12 @@ def main() -> None:
         ((78, 64), (110, 50), 0.70),
         ((78, 64), (110, 78), 0.30),
     ]
-    lines = [(bezier(root, root + [10, 0], np.array([36.0, 64]), np.array([46.0, 64])), 1.0)]
+    lines = [
+        (
+            bezier(root, root + np.array([10.0, 0.0]), np.array([36.0, 64]), np.array([46.0, 64])),
+            1.0,
+        )
+    ]
     for split, end, prob in beams:
         split = np.array(split, float)
         end = np.array(end, float)
@@ -67,7 +73,7 @@ def main() -> None:
         width = 2.2 + 3.0 * prob
         colour = FAINT + (THREAD - FAINT) * prob
         dist = np.full((N, N), np.inf)
-        for a, b in zip(curve[:-1], curve[1:]):
+        for a, b in itertools.pairwise(curve):
             dist = np.minimum(dist, segment_distance(xs, ys, a, b))
         mask = (dist <= width / 2) & inside
         image[mask] = colour
@@ -88,7 +94,8 @@ def main() -> None:
     raw = b"".join(b"\0" + row.tobytes() for row in pixels)
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
 
     png = b"\x89PNG\r\n\x1a\n"
     png += chunk(b"IHDR", struct.pack(">IIBBBBB", SIZE, SIZE, 8, 6, 0, 0, 0))

@@ -13,9 +13,11 @@ import sys
 MIN_PYTHON = (3, 10)
 
 if sys.version_info < MIN_PYTHON:
+    # %-formatting and tuple concatenation on purpose: an old Python must parse this file
+    # to say why it cannot run the server (no f-strings, no unpacking in displays).
     sys.stderr.write(
-        "lloom-lsp needs Python %d.%d or newer; this is %s (%s)\n"
-        % (MIN_PYTHON + (sys.version.split()[0], sys.executable))
+        "lloom-lsp needs Python %d.%d or newer; this is %s (%s)\n"  # noqa: UP031
+        % (MIN_PYTHON + (sys.version.split()[0], sys.executable))  # noqa: RUF005
     )
     raise SystemExit(1)
 
