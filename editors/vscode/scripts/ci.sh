@@ -44,7 +44,9 @@ step "package"
 rm -f lloom.vsix
 # The local vsce (a devDependency); --no-dependencies because dist/ is a bundle, and it
 # never prompts: repository and LICENSE are set, so there is nothing to ask.
-npx @vscode/vsce package --no-dependencies --out lloom.vsix </dev/null
+# --no-rewrite-relative-links: the README's picture ships in the .vsix (images/), and the
+# repository is not on GitHub or GitLab, where vsce would point relative links.
+npx @vscode/vsce package --no-dependencies --no-rewrite-relative-links --out lloom.vsix </dev/null
 ls -l lloom.vsix
 # The .vsix must carry the server, and no bytecode the unit tests' Python wrote.
 listing="$("$PYTHON" -c 'import sys, zipfile; print("\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))' lloom.vsix)"

@@ -60,8 +60,9 @@ const CLIENT_SETTINGS = {
     scope: 'machine',
     markdownDescription:
       'Command line that starts the language server, e.g. `["/path/to/venv/bin/lloom-lsp"]`. ' +
-      'Empty: `lloom-lsp` on PATH, else `python -m lloom_lsp` with the Python extension\'s ' +
-      'interpreter, else `python3 -m lloom_lsp`. A change restarts the server.',
+      'Empty: the server the extension ships, run by the Python extension\'s interpreter ' +
+      '(trusted workspaces only) or `python3` on PATH, if it is 3.10 or newer; else ' +
+      '`lloom-lsp` on PATH. Read from user settings only. A change restarts the server.',
   },
   'lloom.languages': {
     type: 'array',

@@ -55,6 +55,10 @@ export function activate(context: vscode.ExtensionContext): void {
       lloom.settingsChanged(needsRestart(event));
     }),
     vscode.window.onDidChangeActiveTextEditor(updateActive),
+    // Trusted now: the Python extension's interpreter may be used, so start again with it.
+    vscode.workspace.onDidGrantWorkspaceTrust(() => {
+      if (lloom.isActive) void lloom.restart();
+    }),
     // A language mode change (plaintext to markdown) reopens the document.
     vscode.workspace.onDidOpenTextDocument(() => {
       updateActive();

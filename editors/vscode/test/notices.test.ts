@@ -15,7 +15,8 @@ describe('startFailureText', () => {
   it('says how to fix a missing server, without literal backticks', () => {
     const text = startFailureText('spawn lloom-lsp ENOENT', false);
     assert.match(text, /spawn lloom-lsp ENOENT/);
-    assert.match(text, /pip install lloom-lsp/);
+    assert.match(text, /Python 3\.10 or newer/);
+    assert.ok(!/pip install lloom-lsp/.test(text), 'lloom-lsp is not on PyPI');
     assert.match(text, /lloom\.server\.command/);
     assert.ok(!text.includes('`'), text);
   });

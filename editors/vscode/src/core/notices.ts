@@ -17,8 +17,10 @@ export function plainText(text: string): string {
 export function startFailureText(message: string, commandProblem: boolean): string {
   if (commandProblem) return plainText(message);
   return plainText(
-    `LLooM could not start its language server (${message}). Install it with ` +
-      'pip install lloom-lsp, or set lloom.server.command in your user settings.',
+    `LLooM could not start its language server (${message}). The extension runs the ` +
+      'server it ships with Python 3.10 or newer (python3 on PATH, or the Python ' +
+      "extension's interpreter); install one, or set lloom.server.command in your user " +
+      'settings to a lloom-lsp installed from a checkout (pip install <checkout>).',
   );
 }
 

@@ -168,7 +168,7 @@ export function noPythonMessage(pythons: readonly FoundPython[]): string {
   return (
     `LLooM runs its bundled language server with ${need}, and ${saw}. ` +
     `Install ${need} (or select one with the Python extension), ` +
-    'or set `lloom.server.command` in your user settings.'
+    'or set lloom.server.command in your user settings.'
   );
 }
 
