@@ -152,14 +152,16 @@ local again
 require('lloom').weave_result(function(err, result) again = result end)
 wait(30000, function() return again ~= nil end, 'a weave after the cancel')
 R.again = #again.beams
-R.answered = done ~= nil
+R.answered = vim.wait(5000, function() return done ~= nil end, 10)
 """
     result = run_nvim(tmp_path, body, story=str(story), url=llama_server_url, slow=slow)
 
     assert result["status"] == "LLooM: cancelled"
     assert result["again"] > 0
-    # The server never answers the cancelled lloom.weave (reported to the server side);
-    # whether it does is not the plugin's to test.
+    if not result["answered"]:
+        # Server side: the cancelled lloom.weave request is never answered, so the client
+        # keeps it pending.  Everything the plugin does passed above.
+        pytest.xfail("lloom-lsp does not answer a lloom.weave cancelled by lloom.cancel")
 
 
 def test_accept_reports_progress(tmp_path: Path, story: Path, llama_server_url: str) -> None:
