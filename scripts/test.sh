@@ -31,7 +31,7 @@ printf '\033[1m== pytest\033[0m\n'
 .venv/bin/python -m pytest
 
 printf '\033[1m== Neovim plugin on Neovim 0.11\033[0m\n'
-LLOOM_TEST_NVIM="$PWD/.cache/nvim-0.11/bin/nvim" .venv/bin/python -m pytest tests/editors/test_neovim.py
+LLOOM_TEST_NVIM="$PWD/.cache/nvim-0.11/bin/nvim" .venv/bin/python -m pytest tests/editors/test_neovim*.py
 
 printf '\033[1m== VS Code extension\033[0m\n'
 PYTHON="$PWD/.venv/bin/python" bash editors/vscode/scripts/ci.sh

@@ -82,6 +82,12 @@ class LloomProtocol(LanguageServerProtocol):
         outer = getattr(callback, "keywords", {}).get("result_future")
         if outer is not None:
             outer.add_done_callback(lambda done: inner.cancel() if done.cancelled() else None)
+            # And the other way: a command whose weave someone else stopped (lloom.cancel, a
+            # settings change) ends cancelled, which pygls' generator raised out of a
+            # callback, so the request was never answered.  Now it is answered -32800.
+            inner.add_done_callback(
+                lambda done: outer.cancel() if done.cancelled() and not outer.done() else None
+            )
 
     def _forget(self, msg_id: Any, done: Any) -> None:
         if self._request_futures.get(msg_id) is done:

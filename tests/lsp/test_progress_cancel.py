@@ -241,3 +241,28 @@ async def test_a_weave_cancelled_while_its_progress_token_is_created_stops() -> 
     await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled() and not went_on
     answer.set_result(None)  # the client answers late: the future is still live
+
+
+async def test_a_weave_command_stopped_by_lloom_cancel_is_answered(
+    bare_client: LanguageClient, llama_server_url: str
+) -> None:
+    """:LLooMCancel and the status-bar menu stop a weave with lloom.cancel; the lloom.weave
+    request that was waiting for it was never answered (pygls' generator for
+    executeCommand raised the command's CancelledError out of a callback)."""
+    await start(bare_client, lloom_options(llama_server_url, **SLOW))
+    open_doc(bare_client, TEXT)
+    pending = asyncio.ensure_future(
+        bare_client.workspace_execute_command_async(
+            types.ExecuteCommandParams(
+                command="lloom.weave", arguments=[URI, {"line": 0, "character": len(TEXT)}]
+            )
+        )
+    )
+    await weaving_started(bare_client)
+    stopped = await bare_client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="lloom.cancel", arguments=[URI])
+    )
+    assert stopped == {"cancelled": 1}
+    # an answer, not -32800: Neovim drops a -32800 it did not ask for
+    answer = await asyncio.wait_for(pending, 5)
+    assert answer["beams"] == [] and answer["cancelled"] is True

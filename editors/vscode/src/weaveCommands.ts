@@ -173,6 +173,8 @@ export class Weaver implements vscode.Disposable {
           }
         },
       );
+      // Stopped by the menu's Cancel Weave, a settings change: the status bar says so.
+      if (result.cancelled) return undefined;
       if (result.error) {
         await this.reportFailure(result.error, true);
         return undefined;

@@ -38,6 +38,12 @@ describe('parseWeaveResult', () => {
     assert.deepEqual(result.stats, sample.stats);
   });
 
+  it('reads a weave that something else stopped as cancelled, not as a failure', () => {
+    const result = parseWeaveResult({ beams: [], cancelled: true, error: 'cancelled', version: 3 });
+    assert.equal(result.cancelled, true);
+    assert.equal(parseWeaveResult(sample).cancelled, undefined);
+  });
+
   it('fills gaps instead of failing on a sparse server', () => {
     const result = parseWeaveResult({ beams: [{ text: 'x' }] });
     assert.deepEqual(result.beams[0].insertText, 'x');

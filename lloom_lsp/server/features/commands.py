@@ -12,10 +12,15 @@ applied an accepted beam, the continuation after it is woven in the background
 - ``after``: weave from the story plus this text, a beam not inserted yet ("weave from
   this beam"): every beam's ``insertText`` then starts with it, so inserting one at the
   position inserts both.
+
+A weave that something else stops (``lloom.cancel``, a settings change) is answered
+``{"beams": [], "cancelled": true, "error": "cancelled"}``; one whose own request is
+cancelled (``$/cancelRequest``) is answered -32800.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import attrs
@@ -49,9 +54,16 @@ def register(server: LloomServer) -> None:
             settings = attrs.evolve(settings, weave=attrs.evolve(settings.weave, max_depth=depth))
         story = from_lsp_story(doc, position, settings.story.max_context_chars, inserted=after)
         token = command_progress_token.get()
-        result = await ls.weaver.weave(
-            uri, story, settings, progress_token=token, fresh=bool(options.get("fresh"))
-        )
+        try:
+            result = await ls.weaver.weave(
+                uri, story, settings, progress_token=token, fresh=bool(options.get("fresh"))
+            )
+        except asyncio.CancelledError:
+            if _cancelled_itself():
+                raise  # $/cancelRequest: pygls answers -32800
+            # Someone else stopped the weave (lloom.cancel, a settings change): an answer,
+            # since Neovim drops a -32800 it did not ask for and would wait forever.
+            return {"beams": [], "cancelled": True, "error": "cancelled", "version": doc.version}
         if result is None:
             return {"beams": [], "error": "backend failed", "version": doc.version}
         data = to_lsp_weave_result(result)
@@ -108,6 +120,14 @@ def register(server: LloomServer) -> None:
 MAX_DEPTH = int(attrs.fields(WeaveSettings).max_depth.metadata["maximum"])
 
 _OPTIONS = {"fresh": bool, "deeper": bool, "after": str}
+
+
+def _cancelled_itself() -> bool:
+    """Whether the running task itself was cancelled, not something it awaited (on Python
+    3.10, which cannot tell, always)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling is None or cancelling() > 0
 
 
 def _bad_options(options: Any) -> str | None:

@@ -65,7 +65,10 @@ local function weave_here(client, bufnr, what, done)
   }
   api.nvim_echo({ { 'LLooM: weaving…' } }, false, {})
   client_mod.request(client, 'workspace/executeCommand', params, function(err, result)
-    if err and err.code == REQUEST_CANCELLED then
+    -- -32800 when this request was cancelled; a result with `cancelled` when something
+    -- else stopped the weave (:LLooMCancel, a settings change)
+    local stopped = type(result) == 'table' and result.cancelled
+    if (err and err.code == REQUEST_CANCELLED) or stopped then
       api.nvim_echo({ { 'LLooM: weave cancelled' } }, false, {})
       return
     end

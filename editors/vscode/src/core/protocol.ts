@@ -57,6 +57,8 @@ export interface WeaveResult {
   error?: string;
   /** The text this weave continued from (options.after); each beam's insertText starts with it. */
   after?: string;
+  /** Something else stopped the weave (lloom.cancel, a settings change): not a failure. */
+  cancelled?: boolean;
 }
 
 /**
@@ -122,9 +124,11 @@ export function parseWeaveResult(raw: unknown): WeaveResult {
   const stats = isRecord(raw.stats) ? raw.stats : {};
   const error = typeof raw.error === 'string' && raw.error !== '' ? { error: raw.error } : {};
   const after = typeof raw.after === 'string' && raw.after !== '' ? { after: raw.after } : {};
+  const cancelled = raw.cancelled === true ? { cancelled: true } : {};
   return {
     ...error,
     ...after,
+    ...cancelled,
     beams: raw.beams.map(toBeam),
     stats: {
       requests: num(stats.requests),
