@@ -1,8 +1,9 @@
 """The thread tree: every token the weave took, with the alternatives it split into.
 
 The root is the story.  A node is one token with its probability; its children are
-the alternatives taken at the next position.  Every beam is a path from the root to a
-node.  The server hands the tree to custom UIs as JSON (``to_dict``).
+the alternatives taken at the next position; ``offered`` keeps every candidate the
+backend reported there (its top-N), taken or not, so a server can show what the model
+considered at each token of a beam.  Every beam is a path from the root to a node.  The server hands the tree to custom UIs as JSON (``to_dict``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ class TreeNode:
     parent: TreeNode | None = None
     children: list[TreeNode] = attrs.Factory(list)
     finish: str | None = None  # set when a beam ends here: depth, stop, eos or limit
+    #: The backend's candidates for the next position, most probable first (empty until
+    #: the weave has branched here).
+    offered: tuple[Candidate, ...] = ()
 
     def add(self, candidate: Candidate) -> TreeNode:
         child = TreeNode(candidate, self.depth + 1, self)

@@ -237,6 +237,7 @@ class Weave:
     def _branch(self, beam: OpenBeam, step: Step) -> list[tuple[OpenBeam, str | None]]:
         """The children taken at one position, in split order, each with why it ends now
         (None: it goes on).  On the frontier they replace ``beam``."""
+        beam.node.offered = step.top
         children = [self._child(beam, cand) for cand in self._split(step, beam.depth)]
         self.frontier.replace(beam, [child for child, _ in children])
         return children
