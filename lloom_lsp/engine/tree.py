@@ -3,7 +3,8 @@
 The root is the story.  A node is one token with its probability; its children are
 the alternatives taken at the next position; ``offered`` keeps every candidate the
 backend reported there (its top-N), taken or not, so a server can show what the model
-considered at each token of a beam.  Every beam is a path from the root to a node.  The server hands the tree to custom UIs as JSON (``to_dict``).
+considered at each token of a beam.  Every beam is a path from the root to a node.
+The server hands the tree to custom UIs as JSON (``to_dict``).
 """
 
 from __future__ import annotations
