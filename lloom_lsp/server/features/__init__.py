@@ -1,7 +1,7 @@
 """One module per LSP feature, each with ``register(server)``."""
 
-from . import code_actions, commands, completion, inline, lifecycle, warmup
+from . import code_actions, commands, completion, inline, lifecycle, tree, warmup
 
-ALL = (lifecycle, completion, inline, code_actions, commands, warmup)
+ALL = (lifecycle, completion, inline, code_actions, commands, tree, warmup)
 
 __all__ = ["ALL"]

@@ -1,0 +1,97 @@
+"""lloom.tree: the weave's real token tree, as JSON, DOT, SVG, Mermaid and text."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import pytest
+from conftest import URI, open_doc
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+TEXT = "Once upon a time, "
+POS = {"line": 0, "character": len(TEXT)}
+
+
+async def command(client: LanguageClient, name: str, *args: Any) -> Any:
+    return await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command=name, arguments=list(args))
+    )
+
+
+def nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(n for child in node["children"] for n in nodes(child))]
+
+
+async def test_the_tree_is_the_weaves_own_and_costs_no_second_weave(
+    client: LanguageClient,
+) -> None:
+    open_doc(client, TEXT)
+    woven = await command(client, "lloom.weave", URI, POS)
+    answer = await command(client, "lloom.tree", URI, POS)
+    assert answer["format"] == "json" and answer["version"] == woven["version"]
+    assert answer["speedLine"] == woven["speedLine"]  # the cached weave, not a second one
+    tree = answer["tree"]
+    assert tree["prompt"] == TEXT.rstrip() and tree["held"] == " "
+    everything = nodes(tree["root"])
+    # ids are paths of child indices; each child's path extends its parent's
+    for node in everything:
+        for child in node["children"]:
+            assert child["id"].startswith(node["id"] + "_")
+            assert child["path"] == node["path"] + child["text"]
+            assert 0 < child["prob"] <= 1
+    leaves = [n for n in everything if n["finish"]]
+    assert leaves and all(not n["children"] for n in leaves if n["finish"] != "stop")
+    assert {n["finish"] for n in leaves} <= {"stop", "depth", "end", "cut"}
+    # every beam is a leaf of the tree: its insertText is the leaf's (a stop string may cut
+    # the beam inside the leaf's last token)
+    inserts = [n["insertText"] for n in leaves]
+    for beam in woven["beams"]:
+        assert any(text.startswith(beam["insertText"]) for text in inserts), beam["insertText"]
+    assert all(not text.startswith(" ") for text in inserts)  # the held space is not doubled
+
+
+async def test_dot_mermaid_and_text_draw_the_same_nodes(client: LanguageClient) -> None:
+    open_doc(client, TEXT)
+    tree = (await command(client, "lloom.tree", URI, POS))["tree"]
+    ids = [n["id"] for n in nodes(tree["root"])]
+    dot = (await command(client, "lloom.tree", URI, POS, {"format": "dot"}))["text"]
+    assert dot.startswith("digraph weave {")
+    assert all(f'{node_id} [id="{node_id}"' in dot for node_id in ids)
+    mermaid = (await command(client, "lloom.tree", URI, POS, {"format": "mermaid"}))["text"]
+    assert mermaid.startswith("flowchart LR") and all(f"  {i}" in mermaid for i in ids)
+    text = (await command(client, "lloom.tree", URI, POS, {"format": "text"}))["text"]
+    assert text.startswith("story …") and "[" in text
+
+
+async def test_svg_comes_from_graphviz(
+    client: LanguageClient, real_part_missing: Any
+) -> None:
+    if shutil.which("dot") is None:
+        real_part_missing("Graphviz's dot is not on PATH (scripts/setup.sh installs graphviz)")
+    open_doc(client, TEXT)
+    answer = await command(client, "lloom.tree", URI, POS, {"format": "svg"})
+    assert "error" not in answer, answer.get("error")
+    assert "<svg" in answer["text"] and 'id="n0_0"' in answer["text"]
+
+
+async def test_weaving_on_from_a_node_and_bad_options(client: LanguageClient) -> None:
+    open_doc(client, TEXT)
+    tree = (await command(client, "lloom.tree", URI, POS))["tree"]
+    inner = next(n for n in nodes(tree["root"])[1:] if n["children"])
+    onward = await command(client, "lloom.tree", URI, POS, {"after": inner["insertText"]})
+    assert onward["after"] == inner["insertText"]
+    assert onward["tree"]["prompt"] == (TEXT + inner["insertText"]).rstrip(" \t")
+    for node in nodes(onward["tree"]["root"])[1:]:
+        assert node["insertText"].startswith(inner["insertText"])
+    bad = await command(client, "lloom.tree", URI, POS, {"format": "png"})
+    assert "'png'" in bad["error"] and "svg" in bad["error"]
+    unknown = await command(client, "lloom.tree", URI, POS, {"colour": True})
+    assert "'colour'" in unknown["error"]
+
+
+@pytest.mark.parametrize("missing", ["file:///never/opened.txt"])
+async def test_an_unknown_document_is_named(client: LanguageClient, missing: str) -> None:
+    answer = await command(client, "lloom.tree", missing, POS)
+    assert answer["error"] == f"document not open: {missing}"
