@@ -6,7 +6,8 @@ import * as vscode from 'vscode';
 import { LLooMClient } from './client';
 import { matchesSelector } from './core/languages';
 import { inlineAutomatic, languages, needsRestart, toggleInlineAutomatic } from './settings';
-import { MENU_COMMAND, StatusBar, showStatusMenu } from './statusBar';
+import { MENU_COMMAND, showStatusMenu } from './statusBar';
+import { ThreadsView, WeaveWatchingStatusBar } from './threadsPanel';
 import { Weaver } from './weaveCommands';
 
 /** True in editors whose document LLooM weaves in; the inline keybindings need it. */
@@ -16,10 +17,11 @@ let server: LLooMClient | undefined;
 
 export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('LLooM', { log: true });
-  const status = new StatusBar();
+  const status = new WeaveWatchingStatusBar();
   server = new LLooMClient(log, status);
   const lloom = server;
   const weaver = new Weaver(lloom, log);
+  const threads = new ThreadsView(lloom, context.extensionUri, log, status.onDidWeave);
 
   const updateActive = () => {
     const doc = vscode.window.activeTextEditor?.document;
@@ -35,6 +37,8 @@ export function activate(context: vscode.ExtensionContext): void {
     status,
     weaver,
     ...weaver.register(),
+    threads,
+    ...threads.register(),
     vscode.commands.registerCommand('lloom.restart', () => lloom.restart()),
     vscode.commands.registerCommand('lloom.showLog', () => log.show()),
     vscode.commands.registerCommand('lloom.toggleInlineAutomatic', toggleInline),
@@ -45,6 +49,7 @@ export function activate(context: vscode.ExtensionContext): void {
           cancel: () => weaver.cancelAll(),
           toggleInline,
           weave: () => weaver.weaveAtCursor(),
+          showThreads: () => threads.show(),
           showLog: () => log.show(),
           restart: () => lloom.restart(),
         },

@@ -1,11 +1,11 @@
 /**
  * The menu behind the status bar item: toggle automatic inline suggestions, cancel a
- * weave, weave, show the log, restart.
+ * weave, weave, show the threads, show the log, restart.
  *
  * Pure: no `vscode` import.  Items are plain objects that satisfy `vscode.QuickPickItem`.
  */
 
-export type MenuAction = 'cancel' | 'toggleInline' | 'weave' | 'showLog' | 'restart';
+export type MenuAction = 'cancel' | 'toggleInline' | 'weave' | 'showThreads' | 'showLog' | 'restart';
 
 export interface MenuItem {
   label: string;
@@ -29,6 +29,7 @@ export function statusMenuItems(state: MenuState): MenuItem[] {
       ? { label: '$(circle-slash) Turn Off Automatic Inline Suggestions', description: 'weave only when asked', action: 'toggleInline' }
       : { label: '$(sparkle) Turn On Automatic Inline Suggestions', description: 'weave while typing', action: 'toggleInline' },
     { label: '$(list-unordered) Weave at Cursor', action: 'weave' },
+    { label: '$(type-hierarchy) Show Threads', description: 'the tree of the weave at the cursor', action: 'showThreads' },
     { label: '$(output) Show Server Log', action: 'showLog' },
     { label: '$(debug-restart) Restart Server', action: 'restart' },
   );
