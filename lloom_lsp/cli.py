@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     weave = sub.add_parser("weave", help="weave a story in the terminal")
     weave.add_argument("story", help="the story to continue")
     weave.add_argument("--json", action="store_true", help="print beams and tree as JSON")
+    weave.add_argument(
+        "--tree",
+        choices=("text", "dot", "svg", "mermaid", "json"),
+        help="print the weave's token tree instead of the beams (svg needs Graphviz's dot)",
+    )
     _add_setting_flags(weave)
 
     check = sub.add_parser("check", help="report what the backend is and whether it works")
@@ -146,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if command == "weave":
-            return asyncio.run(commands.weave_command(args.story, settings, args.json))
+            return asyncio.run(commands.weave_command(args.story, settings, args.json, args.tree))
         if command == "check":
             return asyncio.run(commands.check_command(settings, args.json))
         if command == "demo":

@@ -12,6 +12,8 @@ import attrs
 from .backends import BackendAuthError, BackendError, BackendUnavailable, create_backend
 from .config import Settings
 from .engine import Weave
+from .engine.render import render, tree_view
+from .graphviz import to_svg
 from .terminal import format_result
 
 __all__ = ["check_command", "demo_command", "weave_command"]
@@ -33,7 +35,9 @@ def _hint(exc: BackendError, settings: Settings) -> str:
     return ""
 
 
-async def weave_command(story: str, settings: Settings, as_json: bool) -> int:
+async def weave_command(
+    story: str, settings: Settings, as_json: bool, tree: str | None = None
+) -> int:
     backend = create_backend(settings.backend)
     try:
         weave = Weave(backend, story, settings.weave, concurrency=settings.backend.concurrency)
@@ -42,6 +46,16 @@ async def weave_command(story: str, settings: Settings, as_json: bool) -> int:
         return _fail(f"{exc}{_hint(exc, settings)}")
     finally:
         await backend.aclose()
+    if tree is not None:
+        view = tree_view(result.tree, result.held)
+        if tree != "svg":
+            print(render(view, tree), end="")
+            return 0
+        svg, error = await to_svg(render(view, "dot"))
+        if error is not None:
+            return _fail(error)
+        print(svg, end="")
+        return 0
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
     else:

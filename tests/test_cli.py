@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -142,3 +143,22 @@ def test_an_auth_error_is_not_told_to_start_a_server() -> None:
     (line,) = done.stderr.strip().splitlines()
     assert url in line and "401" in line and "--api-key-env" in line
     assert "running" not in line
+
+
+def test_weave_tree_prints_the_token_tree_in_each_format(llama_server_url: str) -> None:
+    common = ("--url", llama_server_url, "--strategy", "chain")
+    data = json.loads(run("weave", "Once upon a time,", *common, "--tree", "json").stdout)
+    assert data["root"]["id"] == "n0" and data["root"]["children"]
+    first = data["root"]["children"][0]
+    text = run("weave", "Once upon a time,", *common, "--tree", "text")
+    assert text.returncode == 0 and text.stdout.startswith("story …Once upon a time,")
+    assert first["text"].strip() in text.stdout
+    dot = run("weave", "Once upon a time,", *common, "--tree", "dot").stdout
+    assert dot.startswith("digraph weave {") and f'{first["id"]} [id="{first["id"]}"' in dot
+    mermaid = run("weave", "Once upon a time,", *common, "--tree", "mermaid").stdout
+    assert mermaid.startswith("flowchart LR")
+    svg = run("weave", "Once upon a time,", *common, "--tree", "svg")
+    if shutil.which("dot") is None:  # a clear error, not a traceback
+        assert svg.returncode == 1 and "Graphviz's dot is not on PATH" in svg.stderr
+    else:
+        assert svg.returncode == 0 and "<svg" in svg.stdout and 'id="n0_0"' in svg.stdout

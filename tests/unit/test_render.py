@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from lloom_lsp.engine.render import render, to_dot, to_mermaid, to_text, tree_view
 from lloom_lsp.engine.source import Candidate
 from lloom_lsp.engine.tree import ThreadTree
@@ -66,3 +68,11 @@ def test_mermaid_and_text() -> None:
     # a chain of only children reads as one phrase, with its joint probability
     assert any("·there·was" in line and "(p=54%)" in line and "[depth]" in line for line in lines)
     assert any('·"A' in line and "[end]" in line for line in lines)
+
+
+async def test_svg_without_graphviz_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lloom_lsp import graphviz
+
+    monkeypatch.setattr(graphviz.shutil, "which", lambda name: None)
+    svg, error = await graphviz.to_svg(to_dot(tree_view(tree())))
+    assert svg == "" and error is not None and "install graphviz" in error
