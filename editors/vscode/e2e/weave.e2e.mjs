@@ -284,4 +284,38 @@ describe('LLooM in code-server', { timeout: 10 * 60_000 }, () => {
       throw err;
     }
   });
+
+  it('draws the Threads view of the weave, and a click on a leaf inserts its beam', async () => {
+    try {
+      const before = readFileSync(storyFile, 'utf8');
+      await focusEditorAtEnd();
+      await runCommand('LLooM: Show Threads');
+      // A webview is an iframe holding another iframe, the page the extension wrote.
+      const view = page.frameLocator('iframe.webview').frameLocator('iframe#active-frame');
+      const leaf = view.locator('#graph svg g.node.lloom-leaf').first();
+      await leaf.waitFor();
+      const nodes = await view.locator('#graph svg g.node').count();
+      assert.ok(nodes >= 2, `the tree has the story and its tokens: ${nodes} nodes`);
+      assert.match(await view.locator('#caption').innerText(), /tok\/s|beams?/);
+      // LLOOM_E2E_THREADS_SCREENSHOT=path: the picture in the extension's README (the real model).
+      if (process.env.LLOOM_E2E_THREADS_SCREENSHOT) {
+        await page.screenshot({ path: process.env.LLOOM_E2E_THREADS_SCREENSHOT });
+      }
+      // The hover says what a click inserts: "Insert (stop, 12.3%): the beam", spaces folded.
+      const title = await leaf.locator('title').first().textContent();
+      const beam = /^Insert \([a-z]+, [\d.]+%\): (.*)$/s.exec(title ?? '');
+      assert.ok(beam, `a leaf's hover names its beam: ${title}`);
+      await leaf.click();
+      // The server applies the beam (lloom.accept); the story's tab turns dirty.
+      await page.locator('.tabs-container .tab.dirty', { hasText: 'story.txt' }).waitFor();
+      await focusEditorAtEnd();
+      const text = await saveAndRead(before);
+      assert.ok(text.startsWith(before), `the story is kept: ${JSON.stringify(text)}`);
+      const inserted = text.slice(before.length).replace(/\s+/g, ' ').trim();
+      assert.equal(inserted, beam[1], 'the document got the clicked beam');
+    } catch (err) {
+      process.exitCode = 1;
+      throw err;
+    }
+  });
 });

@@ -27,9 +27,7 @@ function show(message: string, busy = false): void {
 async function draw(dot: string, nodes: Record<string, NodeView>, text: string): Promise<void> {
   const viz = await vizReady;
   const svg = viz.renderSVGElement(dot);
-  // Graphviz sizes the picture in points; the view scrolls, the picture keeps its size.
-  svg.removeAttribute('width');
-  svg.removeAttribute('height');
+  // Graphviz's size (in points) is kept: a tree wider than the view scrolls.
   svg.querySelector('g.graph > title')?.remove();
   for (const g of svg.querySelectorAll<SVGGElement>('g.node')) {
     const view = nodes[g.id];
