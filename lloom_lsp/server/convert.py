@@ -21,7 +21,7 @@ Gotchas handled here:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.workspace import TextDocument
@@ -30,11 +30,17 @@ from ..engine import Beam, WeaveResult
 from ..terminal import bar, visible
 from .labels import beam_labels
 
+if TYPE_CHECKING:
+    from .spans import Alternative, TokenSpan
+
 __all__ = [
     "change_end",
     "end_of_document",
     "from_lsp_story",
+    "position_after",
+    "to_lsp_branch_action",
     "to_lsp_code_actions",
+    "to_lsp_token_hover",
     "to_lsp_completion_items",
     "to_lsp_inline_items",
     "to_lsp_weave_result",
@@ -106,6 +112,11 @@ def _after(doc: TextDocument, start: types.Position, text: str) -> types.Positio
     return types.Position(start.line + len(pieces) - 1, units)
 
 
+def position_after(doc: TextDocument, start: types.Position, text: str) -> types.Position:
+    """The position just after ``text`` inserted at ``start``, in ``doc``'s encoding."""
+    return _after(doc, start, text)
+
+
 def end_of_document(doc: TextDocument) -> types.Position:
     return _after(doc, types.Position(0, 0), doc.source)
 
@@ -141,12 +152,13 @@ def _labels_of(result: WeaveResult) -> list[str]:
 _GRAVE = "\u02cb"  # a lookalike, so a backtick in a token cannot end the code span
 
 
+def _code(text: str) -> str:
+    """A token as a Markdown code span that survives a table cell."""
+    return f"`{visible(text).replace('`', _GRAVE).replace('|', '¦') or '∅'}`"
+
+
 def _documentation(beam: Beam, best: float) -> types.MarkupContent:
-    rows = "\n".join(
-        f"| `{visible(t.text).replace('`', _GRAVE).replace('|', '¦') or '∅'}` "
-        f"| {t.prob:.3f} | `{bar(t.prob)}` |"
-        for t in beam.tokens
-    )
+    rows = "\n".join(f"| {_code(t.text)} | {t.prob:.3f} | `{bar(t.prob)}` |" for t in beam.tokens)
     fraction = beam.score / best if best > 0 else 0.0
     value = (
         f"`{bar(fraction)}` score **{beam.score:.3f}** · joint p = {beam.joint:.2e} · "
@@ -232,6 +244,60 @@ def to_lsp_code_actions(
             )
         )
     return actions
+
+
+def to_lsp_token_hover(span: TokenSpan) -> types.Hover:
+    """A woven token: its probability, and what the model offered at its position."""
+    rows = "\n".join(
+        f"| {_code('⏎ end' if alt.is_end else alt.text)}{' ◀' if alt.chosen else ''} "
+        f"| {alt.prob:.3f} | `{bar(alt.prob)}` |"
+        for alt in span.alternatives
+    )
+    value = f"woven token {_code(span.text)} · p = **{span.prob:.3f}** `{bar(span.prob)}`\n"
+    if rows:
+        value += f"\n| alternatives | p | |\n|---|---:|---|\n{rows}\n"
+    return types.Hover(
+        contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=value),
+        range=span.range,
+    )
+
+
+BRANCH_ACTION_KIND = types.CodeActionKind.RefactorRewrite
+
+
+def to_lsp_branch_action(
+    doc: TextDocument,
+    replaced: types.Range,
+    alternative: Alternative,
+    new_text: str,
+    *,
+    versioned: bool,
+) -> types.CodeAction:
+    """ "Branch here": the woven text in ``replaced`` becomes ``new_text``, which starts
+    with ``alternative``'s token and goes on with the best beam woven after it."""
+    label = visible(alternative.text).strip() or visible(alternative.text)
+    return types.CodeAction(
+        title=f"Branch here: {label} (p={alternative.prob:.2g})",
+        kind=BRANCH_ACTION_KIND,
+        edit=_workspace_edit(doc, types.TextEdit(range=replaced, new_text=new_text), versioned),
+    )
+
+
+def _workspace_edit(
+    doc: TextDocument, edit: types.TextEdit, versioned: bool
+) -> types.WorkspaceEdit:
+    if versioned:
+        return types.WorkspaceEdit(
+            document_changes=[
+                types.TextDocumentEdit(
+                    text_document=types.OptionalVersionedTextDocumentIdentifier(
+                        uri=doc.uri, version=doc.version
+                    ),
+                    edits=[edit],
+                )
+            ]
+        )
+    return types.WorkspaceEdit(changes={doc.uri: [edit]})
 
 
 def to_lsp_weave_result(result: WeaveResult) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """One module per LSP feature, each with ``register(server)``."""
 
-from . import code_actions, commands, completion, inline, lifecycle, tree, warmup
+from . import code_actions, commands, completion, hover, inline, lifecycle, tree, warmup
 
-ALL = (lifecycle, completion, inline, code_actions, commands, tree, warmup)
+ALL = (lifecycle, completion, inline, code_actions, hover, commands, tree, warmup)
 
 __all__ = ["ALL"]

@@ -27,6 +27,7 @@ from pygls.exceptions import JsonRpcException
 
 from ..app import LloomServer
 from ..convert import from_lsp_story, to_lsp_weave_result
+from ..spans import woven_spans, woven_tokens
 from ..weaving import speed_line
 from .weave_at import Woven, weave_at
 
@@ -76,14 +77,31 @@ def register(server: LloomServer) -> None:
                 )
             ]
         )
+        # The woven text remembers its tokens (hover, "Branch here"), once the editor's
+        # change has inserted it: the beams are found in the weaves cached for this spot.
+        spans = woven_spans(ls)
+        max_chars = settings.story.max_context_chars
+        spans.expect(
+            doc,
+            position,
+            text,
+            woven_tokens(
+                text,
+                lambda done: ls.weaver.cached(
+                    uri, from_lsp_story(doc, position, max_chars, inserted=done), settings
+                ),
+            ),
+        )
         try:
             answer = await ls.workspace_apply_edit_async(
                 types.ApplyWorkspaceEditParams(edit=edit, label="LLooM: accept beam")
             )
         except JsonRpcException as exc:
+            spans.refused(uri, text)
             return {"applied": False, "reason": f"workspace/applyEdit failed: {exc}"}
         result: dict[str, Any] = {"applied": bool(answer.applied)}
         if not answer.applied:
+            spans.refused(uri, text)
             result["reason"] = answer.failure_reason or "the editor refused the edit"
         elif settings.warmup.prefetch:
             ls.weaver.prefetch(uri, after, settings)

@@ -7,6 +7,7 @@ import logging
 from lsprotocol import types
 
 from ..app import LloomServer
+from ..spans import woven_spans
 
 log = logging.getLogger("lloom_lsp.server.lifecycle")
 
@@ -32,6 +33,7 @@ def register(server: LloomServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: LloomServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.weaver.forget(params.text_document.uri)
+        woven_spans(ls).closed(params.text_document.uri)
 
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: LloomServer, params: None) -> None:

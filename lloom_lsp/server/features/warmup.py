@@ -1,4 +1,5 @@
-"""didOpen / didChange: warm the backend up for the weave the writer will ask for next.
+"""didOpen / didChange: warm the backend up for the weave the writer will ask for next,
+and keep the woven tokens' spans (:mod:`..spans`) in step with the edits.
 
 Once the writer pauses (``warmup.debounceMs``), the story at their cursor (the end of the
 text they just typed or pasted; the end of the document when it opens) is evaluated into
@@ -15,11 +16,13 @@ from pygls.workspace import TextDocument
 
 from ..app import LloomServer
 from ..convert import change_end, end_of_document, from_lsp_story
+from ..spans import woven_spans
 
 
 def register(server: LloomServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     async def did_open(ls: LloomServer, params: types.DidOpenTextDocumentParams) -> None:
+        woven_spans(ls).closed(params.text_document.uri)  # opened anew: nothing woven yet
         doc = ls.document(params.text_document.uri)
         if doc is not None:
             await _warm_soon(ls, doc, end_of_document(doc))
@@ -27,6 +30,9 @@ def register(server: LloomServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     async def did_change(ls: LloomServer, params: types.DidChangeTextDocumentParams) -> None:
         doc = ls.document(params.text_document.uri)
+        if doc is not None:
+            # before any await: a hover or code action that follows sees the spans moved
+            woven_spans(ls).changed(doc, params.content_changes)
         if doc is not None and params.content_changes:
             await _warm_soon(ls, doc, change_end(doc, params.content_changes[-1]))
 

@@ -1,0 +1,374 @@
+"""The woven text remembers its tokens: per document, the range of every token that was
+inserted from a beam, with its probability and what the model offered at that position.
+
+* Recorded when ``lloom.accept`` inserts a beam's text (several beams in a row, when the
+  text is one beam followed by a beam woven after it).  The spans wait for the editor's
+  change (:meth:`WovenSpans.expect`): the editor may send it before or after it answers
+  workspace/applyEdit, and the spans take effect only once the text is really there.
+* Kept in step with edits: an edit before a span moves it (lines and code units of the
+  negotiated encoding), an edit that touches it drops it, and closing the document drops
+  them all.  A whole-document change is turned into the one range it changed (the common
+  start and end of the old and new text are kept).
+* Read by hover (the token and its alternatives) and by the "Branch here" code action.
+
+Positions are kept as ``(line, character)`` pairs so that they compare in document order.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Sequence
+
+import attrs
+from lsprotocol import types
+from pygls.workspace import TextDocument
+
+from ..engine import Beam, WeaveResult
+from ..engine.beam import complete_utf8_length
+from ..engine.source import Candidate
+from ..engine.tree import TreeNode
+from .convert import position_after
+
+__all__ = [
+    "Alternative",
+    "TokenSpan",
+    "WovenSpans",
+    "WovenToken",
+    "beam_tokens",
+    "woven_spans",
+    "woven_tokens",
+]
+
+#: Alternatives remembered per token (the most probable the backend offered).
+MAX_ALTERNATIVES = 5
+
+Point = tuple[int, int]
+
+
+@attrs.frozen
+class Alternative:
+    """One candidate the backend offered at a woven token's position."""
+
+    text: str
+    prob: float
+    is_end: bool = False  # an end of sequence: the beam could have stopped here
+    chosen: bool = False  # the token that was woven
+
+
+@attrs.frozen
+class WovenToken:
+    """A token of inserted text, by character index into that text (not placed yet)."""
+
+    start: int
+    end: int
+    text: str
+    prob: float
+    alternatives: tuple[Alternative, ...]
+
+
+@attrs.frozen
+class TokenSpan:
+    """A woven token where it stands in the document now."""
+
+    start: Point
+    end: Point
+    text: str
+    prob: float
+    alternatives: tuple[Alternative, ...]
+
+    @property
+    def range(self) -> types.Range:
+        return types.Range(_position(self.start), _position(self.end))
+
+    def contains(self, point: Point) -> bool:
+        return self.start <= point < self.end
+
+
+# -- from a weave --------------------------------------------------------------------
+
+
+def beam_tokens(result: WeaveResult, beam: Beam) -> list[WovenToken]:
+    """The tokens of ``beam`` by index into its ``insert_text``, with their alternatives.
+
+    The beam's path is found in the weave's tree, whose nodes keep the raw bytes (a
+    token may end inside a character) and the candidates offered at each position.  A
+    token's text is what it added to the inserted text: the whitespace the document
+    already had is not part of the first one, and one that adds nothing is left out.
+    """
+    nodes = _path(result.tree.root, beam)
+    if nodes is None:
+        return []
+    data = b""
+    ends: list[int] = []
+    for node in nodes:
+        assert node.candidate is not None
+        data += node.candidate.data
+        ends.append(len(_decoded(data)))
+    if not _decoded(data).startswith(beam.text):
+        return []  # not the path this beam's text came from: better nothing than wrong
+    healed = len(beam.text) - len(beam.insert_text)
+    out = []
+    start = 0
+    for node, end in zip(nodes, ends):
+        lo, hi = max(start - healed, 0), min(end, len(beam.text)) - healed
+        start = end
+        if hi <= lo:
+            continue
+        assert node.candidate is not None
+        out.append(
+            WovenToken(lo, hi, beam.insert_text[lo:hi], node.candidate.prob, _alternatives(node))
+        )
+    return out
+
+
+def woven_tokens(text: str, woven_after: Callable[[str], WeaveResult | None]) -> list[WovenToken]:
+    """The tokens of ``text`` about to be inserted, as far as it is made of woven beams.
+
+    ``woven_after(prefix)`` is the cached weave of the story with ``prefix`` of the text
+    already inserted.  The text is taken beam by beam: the longest beam of that weave
+    that starts the rest, then the weave after it ("weave from this beam").
+    """
+    out: list[WovenToken] = []
+    done = 0
+    while done < len(text):
+        result = woven_after(text[:done])
+        if result is None:
+            break
+        rest = text[done:]
+        fits = [b for b in result.beams if b.insert_text and rest.startswith(b.insert_text)]
+        if not fits:
+            break
+        beam = max(fits, key=lambda b: len(b.insert_text))
+        out.extend(
+            attrs.evolve(t, start=t.start + done, end=t.end + done)
+            for t in beam_tokens(result, beam)
+        )
+        done += len(beam.insert_text)
+    return out
+
+
+def _path(root: TreeNode, beam: Beam) -> list[TreeNode] | None:
+    node, out = root, []
+    for token in beam.tokens:
+        node_ = next(
+            (
+                child
+                for child in node.children
+                if child.candidate is not None
+                and not child.candidate.is_end
+                and child.candidate.token_id == token.token_id
+                and child.candidate.data.decode("utf-8", errors="replace") == token.text
+            ),
+            None,
+        )
+        if node_ is None:
+            return None
+        out.append(node_)
+        node = node_
+    return out
+
+
+def _decoded(data: bytes) -> str:
+    return data[: complete_utf8_length(data)].decode("utf-8", errors="ignore")
+
+
+def _alternatives(node: TreeNode) -> tuple[Alternative, ...]:
+    parent = node.parent
+    chosen = node.candidate
+    if parent is None or chosen is None:
+        return ()
+    offered: Sequence[Candidate] = parent.offered or sorted(
+        (c.candidate for c in parent.children if c.candidate is not None), key=lambda c: -c.prob
+    )
+    return tuple(
+        Alternative(
+            cand.data.decode("utf-8", errors="replace"),
+            cand.prob,
+            is_end=cand.is_end,
+            chosen=_same(cand, chosen),
+        )
+        for cand in offered[:MAX_ALTERNATIVES]
+    )
+
+
+def _same(a: Candidate, b: Candidate) -> bool:
+    if a.token_id is not None and b.token_id is not None:
+        return a.token_id == b.token_id
+    return a.data == b.data and a.is_end == b.is_end
+
+
+# -- in the document -----------------------------------------------------------------
+
+
+@attrs.define
+class _Expected:
+    version: int
+    at: types.Position
+    text: str
+    tokens: list[WovenToken]
+
+
+class WovenSpans:
+    """Every open document's woven tokens."""
+
+    def __init__(self) -> None:
+        self._spans: dict[str, list[TokenSpan]] = {}
+        self._expected: dict[str, _Expected] = {}
+        self._sources: dict[str, str] = {}  # the text the spans were placed in
+
+    def expect(
+        self,
+        doc: TextDocument,
+        position: types.Position,
+        text: str,
+        tokens: list[WovenToken],
+    ) -> None:
+        """``text`` with these ``tokens`` is about to be inserted at ``position`` (of the
+        document as it is now): place them once the editor's change has inserted it."""
+        if not tokens:
+            self._expected.pop(doc.uri, None)
+            return
+        self._expected[doc.uri] = _Expected(doc.version or 0, position, text, tokens)
+        self._sources[doc.uri] = doc.source
+
+    def refused(self, uri: str, text: str) -> None:
+        """The editor did not apply the insertion of ``text``."""
+        expected = self._expected.get(uri)
+        if expected is not None and expected.text == text:
+            del self._expected[uri]
+
+    def changed(
+        self, doc: TextDocument, changes: Sequence[types.TextDocumentContentChangeEvent]
+    ) -> None:
+        """The editor changed ``doc`` (``doc`` already shows the change)."""
+        uri = doc.uri
+        if uri not in self._spans and uri not in self._expected:
+            return
+        whole = [c for c in changes if isinstance(c, types.TextDocumentContentChangeWholeDocument)]
+        if whole and (len(changes) > 1 or uri not in self._sources):
+            self._spans.pop(uri, None)  # cannot tell what moved where
+        elif whole:
+            self._shift(doc, *self._diff(doc, self._sources[uri], whole[0].text))
+        else:
+            for change in changes:
+                assert isinstance(change, types.TextDocumentContentChangePartial)
+                self._shift(doc, change.range.start, change.range.end, change.text)
+        expected = self._expected.get(uri)
+        if expected is not None and (doc.version or 0) > expected.version:
+            del self._expected[uri]
+            start = doc.offset_at_position(types.Position(expected.at.line, expected.at.character))
+            if doc.source[start : start + len(expected.text)] == expected.text:
+                self._place(doc, expected)
+        if uri in self._spans or uri in self._expected:
+            self._sources[uri] = doc.source
+        else:
+            self._sources.pop(uri, None)
+
+    def closed(self, uri: str) -> None:
+        self._spans.pop(uri, None)
+        self._expected.pop(uri, None)
+        self._sources.pop(uri, None)
+
+    def at(self, uri: str, position: types.Position) -> TokenSpan | None:
+        """The woven token under ``position``, or None."""
+        point = (position.line, position.character)
+        return next((s for s in self._spans.get(uri, ()) if s.contains(point)), None)
+
+    def near(self, uri: str, position: types.Position) -> TokenSpan | None:
+        """The woven token under the cursor at ``position``: the one it is in, else the one
+        it is just after."""
+        point = (position.line, position.character)
+        return self.at(uri, position) or next(
+            (s for s in self._spans.get(uri, ()) if s.end == point), None
+        )
+
+    def run_end(self, uri: str, span: TokenSpan) -> types.Position:
+        """The end of the woven text ``span`` starts: the tokens after it, while each
+        starts where the one before it ends."""
+        end = span.end
+        for other in self._spans.get(uri, ()):
+            if other.start == end:
+                end = other.end
+        return _position(end)
+
+    def spans(self, uri: str) -> list[TokenSpan]:
+        return list(self._spans.get(uri, ()))
+
+    def _place(self, doc: TextDocument, expected: _Expected) -> None:
+        placed = [
+            TokenSpan(
+                _point(position_after(doc, expected.at, expected.text[: t.start])),
+                _point(position_after(doc, expected.at, expected.text[: t.end])),
+                t.text,
+                t.prob,
+                t.alternatives,
+            )
+            for t in expected.tokens
+        ]
+        spans = self._spans.get(doc.uri, []) + placed
+        self._spans[doc.uri] = sorted(spans, key=lambda s: s.start)
+
+    def _diff(
+        self, doc: TextDocument, old: str, new: str
+    ) -> tuple[types.Position, types.Position, str]:
+        """The one range of ``old`` that ``new`` replaced, and the text it put there."""
+        head = 0
+        limit = min(len(old), len(new))
+        while head < limit and old[head] == new[head]:
+            head += 1
+        tail = 0
+        while tail < limit - head and old[-1 - tail] == new[-1 - tail]:
+            tail += 1
+        origin = types.Position(0, 0)
+        return (
+            position_after(doc, origin, old[:head]),
+            position_after(doc, origin, old[: len(old) - tail]),
+            new[head : len(new) - tail],
+        )
+
+    def _shift(
+        self, doc: TextDocument, start: types.Position, end: types.Position, text: str
+    ) -> None:
+        spans = self._spans.get(doc.uri)
+        if not spans:
+            return
+        lo, hi = _point(start), _point(end)
+        after = _point(position_after(doc, start, text))
+        kept = []
+        for span in spans:
+            if span.end <= lo:
+                kept.append(span)
+            elif span.start >= hi:
+                kept.append(
+                    attrs.evolve(
+                        span, start=_moved(span.start, hi, after), end=_moved(span.end, hi, after)
+                    )
+                )
+            # else: the edit touches the token, which is no longer what was woven
+        self._spans[doc.uri] = kept
+
+
+def _moved(point: Point, old_end: Point, new_end: Point) -> Point:
+    """Where ``point``, at or after the end of a replaced range, is after the edit."""
+    if point[0] == old_end[0]:
+        return (new_end[0], new_end[1] + point[1] - old_end[1])
+    return (point[0] + new_end[0] - old_end[0], point[1])
+
+
+def _point(position: types.Position) -> Point:
+    return (position.line, position.character)
+
+
+def _position(point: Point) -> types.Position:
+    return types.Position(point[0], point[1])
+
+
+_REGISTRY: weakref.WeakKeyDictionary[object, WovenSpans] = weakref.WeakKeyDictionary()
+
+
+def woven_spans(server: object) -> WovenSpans:
+    """The woven spans of ``server``'s documents (one store per server)."""
+    store = _REGISTRY.get(server)
+    if store is None:
+        store = _REGISTRY[server] = WovenSpans()
+    return store
