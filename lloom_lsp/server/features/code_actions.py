@@ -1,22 +1,41 @@
-"""textDocument/codeAction: "Continue: <beam> (p=...)" for each beam.
+"""textDocument/codeAction: "Continue: <beam> (p=...)" for each beam, and at a woven
+token, "Branch here: <alternative>" for each alternative the model offered there.
 
 VS Code asks for code actions on every cursor move (Automatic): those never weave
-and return only beams already cached for this spot.  An explicit request (Invoked)
-weaves.
+and return only beams already cached for this spot, and no branches.  An explicit
+request (Invoked) weaves.
+
+"Branch here" replaces the woven text from the token to the end of its run (the woven
+tokens that follow it without a gap) with the alternative, woven onward: the best beam
+of a weave of the story up to the token plus the alternative.  One weave per
+alternative, one after the other (a document's new weave cancels its previous one).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from lsprotocol import types
 
+from ...engine import heal_whitespace
 from ..app import LloomServer
-from ..convert import CODE_ACTION_KIND, from_lsp_story, to_lsp_code_actions
+from ..convert import (
+    BRANCH_ACTION_KIND,
+    CODE_ACTION_KIND,
+    from_lsp_story,
+    to_lsp_branch_action,
+    to_lsp_code_actions,
+)
+from ..spans import woven_spans
+
+#: Alternatives offered as "Branch here" actions at one token, at most.
+MAX_BRANCHES = 3
 
 
 def register(server: LloomServer) -> None:
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
-        types.CodeActionOptions(code_action_kinds=[CODE_ACTION_KIND]),
+        types.CodeActionOptions(code_action_kinds=[CODE_ACTION_KIND, BRANCH_ACTION_KIND]),
     )
     async def code_action(
         ls: LloomServer, params: types.CodeActionParams
@@ -25,20 +44,62 @@ def register(server: LloomServer) -> None:
         if doc is None:
             return []
         only = params.context.only
-        if only and not any(CODE_ACTION_KIND.value.startswith(kind) for kind in only):
-            return []
         position = params.range.end
         settings = await ls.settings_for(doc.uri)
-        story = from_lsp_story(doc, position, settings.story.max_context_chars)
-        if params.context.trigger_kind == types.CodeActionTriggerKind.Automatic:
-            result = ls.weaver.cached(doc.uri, story, settings)
-        else:
-            result = await ls.weaver.weave(
-                doc.uri, story, settings, progress_token=params.work_done_token
+        invoked = params.context.trigger_kind != types.CodeActionTriggerKind.Automatic
+        actions: list[types.CodeAction] = []
+        if _wanted(CODE_ACTION_KIND, only):
+            story = from_lsp_story(doc, position, settings.story.max_context_chars)
+            if invoked:
+                result = await ls.weaver.weave(
+                    doc.uri, story, settings, progress_token=params.work_done_token
+                )
+            else:
+                result = ls.weaver.cached(doc.uri, story, settings)
+            if result is not None:
+                actions += to_lsp_code_actions(result, doc, position, versioned=_versioned(ls))
+        if invoked and _wanted(BRANCH_ACTION_KIND, only):
+            actions += await _branches(ls, doc.uri, params.range.start)
+        return actions
+
+
+async def _branches(ls: LloomServer, uri: str, position: types.Position) -> list[types.CodeAction]:
+    """ "Branch here" at the woven token under the cursor, one per alternative."""
+    spans = woven_spans(ls)
+    span = spans.near(uri, position)
+    doc = ls.document(uri)
+    if span is None or doc is None:
+        return []
+    settings = await ls.settings_for(uri)
+    version = doc.version
+    replaced = types.Range(span.range.start, spans.run_end(uri, span))
+    before = from_lsp_story(doc, replaced.start, settings.story.max_context_chars)
+    held = before[len(before.rstrip(" \t")) :]
+    actions = []
+    for alternative in [a for a in span.alternatives if not a.chosen and not a.is_end][
+        :MAX_BRANCHES
+    ]:
+        start = heal_whitespace(held, alternative.text)
+        if not start:
+            continue
+        result = await ls.weaver.weave(uri, before + start, settings)
+        if doc.version != version:
+            return []  # the writer went on: these edits would land in the wrong place
+        onward = result.beams[0].insert_text if result and result.beams else ""
+        actions.append(
+            to_lsp_branch_action(
+                doc, replaced, alternative, start + onward, versioned=_versioned(ls)
             )
-        if result is None:
-            return []
-        return to_lsp_code_actions(result, doc, position, versioned=_versioned(ls))
+        )
+    return actions
+
+
+def _wanted(kind: types.CodeActionKind, only: Sequence[types.CodeActionKind | str] | None) -> bool:
+    """Whether the client asked for ``kind`` (``only`` names kinds or their parents)."""
+    if not only:
+        return True
+    names = [k.value if isinstance(k, types.CodeActionKind) else k for k in only]
+    return any(kind.value == name or kind.value.startswith(name + ".") for name in names)
 
 
 def _versioned(ls: LloomServer) -> bool:

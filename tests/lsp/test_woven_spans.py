@@ -1,0 +1,181 @@
+"""The woven text remembers its tokens: hover over an accepted beam, its spans through
+edits, and "Branch here" at a woven token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import URI, end_of, open_doc
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+TEXT = "Once upon a time,"
+
+
+async def command(client: LanguageClient, name: str, *args: Any) -> Any:
+    return await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command=name, arguments=list(args))
+    )
+
+
+def _editor(client: LanguageClient) -> list[int]:
+    """Apply every workspace/applyEdit the way an editor does: send the change, then
+    answer.  Returns the document's version, kept up to date."""
+    version = [1]
+
+    @client.feature(types.WORKSPACE_APPLY_EDIT)
+    def apply_edit(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+        change = params.edit.document_changes[0]  # type: ignore[index]
+        assert isinstance(change, types.TextDocumentEdit)
+        version[0] += 1
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=version[0]),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(range=e.range, text=e.new_text)
+                    for e in change.edits
+                    if isinstance(e, types.TextEdit)
+                ],
+            )
+        )
+        return types.ApplyWorkspaceEditResult(applied=True)
+
+    return version
+
+
+def change(
+    client: LanguageClient,
+    version: list[int],
+    start: types.Position,
+    end: types.Position,
+    text: str,
+) -> None:
+    version[0] += 1
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=version[0]),
+            content_changes=[
+                types.TextDocumentContentChangePartial(range=types.Range(start, end), text=text)
+            ],
+        )
+    )
+
+
+async def hover(client: LanguageClient, position: types.Position) -> types.Hover | None:
+    return await client.text_document_hover_async(
+        types.HoverParams(text_document=types.TextDocumentIdentifier(uri=URI), position=position)
+    )
+
+
+async def _accept_best(client: LanguageClient) -> tuple[dict[str, Any], list[int]]:
+    """Weave at the end of TEXT and accept the best beam with lloom.accept.  Returns the
+    beam and the document's version (kept up to date by the test editor)."""
+    version = _editor(client)
+    open_doc(client, TEXT, version=1)
+    pos = end_of(TEXT)
+    at = {"line": pos.line, "character": pos.character}
+    woven = await command(client, "lloom.weave", URI, at)
+    beam = woven["beams"][0]
+    applied = await command(client, "lloom.accept", URI, 1, at, beam["insertText"])
+    assert applied == {"applied": True}
+    return beam, version
+
+
+async def test_hover_over_an_accepted_beam_shows_token_and_alternatives(
+    client: LanguageClient,
+) -> None:
+    beam, _ = await _accept_best(client)
+    first = beam["tokens"][0]
+    # inside the first token (the accept's change may still be on its way: ask again)
+    inside = types.Position(0, len(TEXT) + 1)
+    answer = await _hover_when_there(client, inside)
+    assert isinstance(answer.contents, types.MarkupContent)
+    value = answer.contents.value
+    assert answer.contents.kind == types.MarkupKind.Markdown
+    assert f"p = **{first['prob']:.3f}**" in value
+    assert first["text"].strip() in value
+    assert "| alternatives | p |" in value and "◀" in value  # the chosen one, marked
+    assert answer.range is not None and answer.range.start == end_of(TEXT)
+    # the story before the beam is not woven
+    assert await hover(client, types.Position(0, 2)) is None
+
+
+async def test_an_edit_before_moves_the_spans_and_one_inside_drops_them(
+    client: LanguageClient,
+) -> None:
+    beam, version = await _accept_best(client)
+    inside = types.Position(0, len(TEXT) + 1)
+    before = await _hover_when_there(client, inside)
+    assert before.range is not None
+
+    # typed before the beam, and a new line: the token moves one line down
+    change(client, version, types.Position(0, 0), types.Position(0, 0), "Hey.\n")
+    moved = await hover(client, types.Position(1, inside.character))
+    assert moved is not None and isinstance(moved.contents, types.MarkupContent)
+    assert moved.range == types.Range(
+        types.Position(1, before.range.start.character),
+        types.Position(1, before.range.end.character),
+    )
+    assert isinstance(before.contents, types.MarkupContent)
+    assert moved.contents.value == before.contents.value
+    assert await hover(client, inside) is None  # nothing woven where it was
+
+    # an edit inside the first token drops it, and only it
+    start = moved.range.start
+    first = beam["tokens"][0]["text"]
+    second = types.Position(1, start.character + len(first))
+    assert len(beam["tokens"]) > 1 and len(first) > 1
+    kept = await hover(client, second)
+    assert kept is not None and kept.range is not None and kept.range.start == second
+    change(client, version, start, types.Position(1, start.character + 1), "x")
+    assert await hover(client, types.Position(1, inside.character)) is None
+    assert await hover(client, second) == kept
+
+
+async def test_branch_here_offers_the_alternatives_woven_onward(client: LanguageClient) -> None:
+    beam, version = await _accept_best(client)
+    inside = types.Position(0, len(TEXT) + 1)
+    await _hover_when_there(client, inside)
+    auto = await _code_actions(client, inside, types.CodeActionTriggerKind.Automatic)
+    assert not [a for a in auto if a.title.startswith("Branch here")]  # never weaves
+
+    actions = await _code_actions(client, inside, types.CodeActionTriggerKind.Invoked)
+    branches = [a for a in actions if a.title.startswith("Branch here: ")]
+    assert 1 <= len(branches) <= 3
+    end = types.Position(0, len(TEXT) + len(beam["insertText"]))
+    chosen = beam["tokens"][0]["text"]
+    for action in branches:
+        assert action.kind == types.CodeActionKind.RefactorRewrite
+        assert action.edit is not None and action.edit.document_changes
+        edit_doc = action.edit.document_changes[0]
+        assert isinstance(edit_doc, types.TextDocumentEdit)
+        assert edit_doc.text_document.version == version[0]
+        (edit,) = edit_doc.edits
+        assert isinstance(edit, types.TextEdit)
+        # from the token to the end of the woven text
+        assert edit.range == types.Range(end_of(TEXT), end)
+        label = action.title.removeprefix("Branch here: ").rsplit(" (p=", 1)[0]
+        assert edit.new_text.lstrip().startswith(label)
+        assert not edit.new_text.startswith(chosen)
+        assert len(edit.new_text) > len(label)  # woven onward
+
+
+async def _code_actions(
+    client: LanguageClient, position: types.Position, kind: types.CodeActionTriggerKind
+) -> list[types.CodeAction]:
+    answer = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=URI),
+            range=types.Range(position, position),
+            context=types.CodeActionContext(diagnostics=[], trigger_kind=kind),
+        )
+    )
+    return [a for a in answer or [] if isinstance(a, types.CodeAction)]
+
+
+async def _hover_when_there(client: LanguageClient, position: types.Position) -> types.Hover:
+    """The hover at ``position``, which must be woven (the test editor sends the accept's
+    change before it answers workspace/applyEdit, so the spans are in place)."""
+    answer = await hover(client, position)
+    assert answer is not None, "no hover over the accepted beam"
+    return answer
