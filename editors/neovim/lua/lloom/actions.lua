@@ -30,6 +30,8 @@ local function ready_client()
   end
   return client, bufnr
 end
+M.ready_client = ready_client
+M.notify = notify
 
 local function remember(client, result)
   if type(result) == 'table' and type(result.speedLine) == 'string' and result.speedLine ~= '' then

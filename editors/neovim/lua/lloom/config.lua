@@ -47,6 +47,7 @@ M.keymap_actions = {
   weave = { mode = 'n', desc = 'weave at the cursor and pick a beam' },
   accept = { mode = 'n', desc = 'insert the best beam at the cursor' },
   next_beam = { mode = 'n', desc = 'replace the beam just inserted with the next one' },
+  tree = { mode = 'n', desc = "show the weave's token tree beside the story" },
   info = { mode = 'n', desc = 'show client status and settings' },
   cancel = { mode = 'n', desc = 'cancel the weaves in progress' },
   toggle = { mode = 'n', desc = 'toggle automatic suggestions (lloom.inline.automatic)' },

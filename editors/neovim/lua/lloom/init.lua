@@ -5,7 +5,8 @@
 --- actions behind the :LLooM* commands, the statusline component and the ghost-text
 --- keys.  The parts live in lloom.config (options and validation), lloom.client
 --- (starting and talking to the client on Nvim 0.7+), lloom.position (cursor and LSP
---- positions), lloom.beams (picker rows), lloom.actions and lloom.inline (0.12+).
+--- positions), lloom.beams (picker rows), lloom.actions, lloom.tree and
+--- lloom.tree_buffer (:LLooMTree) and lloom.inline (0.12+).
 --- See :help lloom.
 local actions = require('lloom.actions')
 local client = require('lloom.client')
@@ -55,6 +56,17 @@ M.toggle = actions.toggle
 M.weave_result = actions.weave_result
 M.status = actions.status
 M.state = actions.state
+
+--- :LLooMTree — the weave at the cursor as a token tree beside the story (see
+--- :help :LLooMTree); `done(view)` runs once it is shown.
+function M.tree(done)
+  return require('lloom.tree_buffer').open(done)
+end
+
+--- The `lloom.tree` answer for the cursor: `callback(err, result)`.
+function M.tree_result(callback, options)
+  return require('lloom.tree_buffer').tree_result(callback, options)
+end
 
 --- For an `expr` mapping in Insert mode (Nvim 0.12+): accept the ghost text (`part`:
 --- 'all', 'word' or 'line'), weave it when none is shown, else return `key`.
