@@ -128,7 +128,8 @@ export class ThreadsView implements vscode.Disposable {
     if (!this.panel || !document || document.isClosed) return;
     const editor = vscode.window.visibleTextEditors.find((e) => e.document === document);
     const position = editor?.selection.active ?? this.shown?.position ?? new vscode.Position(0, 0);
-    const after = this.shown?.position.isEqual(position) ? this.shown.after : '';
+    const shown = this.shown;
+    const after = shown?.document === document && shown.position.isEqual(position) ? shown.after : '';
     await this.draw(document, position, after);
   }
 
