@@ -103,6 +103,10 @@ class Usage:
 
     prompt_tokens: int = 0
     decoded_tokens: int = 0
+    #: Steps answered from a StepMemory instead of the backend, and the requests that
+    #: therefore never went out (engine/memory.py).
+    reused_tokens: int = 0
+    saved_requests: int = 0
 
 
 #: The Usage of the weave a request belongs to.  The engine sets it for each weave; a backend

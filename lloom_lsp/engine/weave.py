@@ -63,6 +63,8 @@ class WeaveStats:
     decoded_tokens: int = 0  # tokens the backend generated, kept or not
     tree_tokens: int = 0  # tokens in the final tree
     prompt_tokens: int = 0  # prompt tokens the backend evaluated (0 where it cannot tell)
+    reused_tokens: int = 0  # steps answered from an earlier weave's memory
+    saved_requests: int = 0  # requests that memory made unnecessary
     elapsed: float = 0.0
     first_beam: float | None = None  # seconds to the first finished beam
 
@@ -82,6 +84,8 @@ class WeaveStats:
             "tokens": self.tree_tokens,
             "decodedTokens": self.decoded_tokens,
             "promptTokens": self.prompt_tokens,
+            "reusedTokens": self.reused_tokens,
+            "savedRequests": self.saved_requests,
             "elapsed": self.elapsed,
             "firstBeam": self.first_beam,
             "tokensPerSecond": self.tokens_per_second,
@@ -122,8 +126,12 @@ class Weave:
         *,
         concurrency: int = 4,
         limiter: asyncio.Semaphore | None = None,
+        root: Prompt | None = None,
     ) -> None:
         self.source = source
+        #: What the root stands for when the story continues a known path by its token ids
+        #: (engine/memory.py: ``StepMemory.root_for``); else the story's own text.
+        self.root = root
         self.settings = settings or WeaveSettings()
         self.prompt, self.held = split_story(story)
         self.tree = ThreadTree(self.prompt)
@@ -163,6 +171,11 @@ class Weave:
             current_usage.reset(token)
             self.stats.elapsed = time.perf_counter() - self._started
             self.stats.prompt_tokens = self.usage.prompt_tokens
+            # what memory answered was counted as asked for: take it off
+            self.stats.reused_tokens = self.usage.reused_tokens
+            self.stats.saved_requests = self.usage.saved_requests
+            self.stats.decoded_tokens -= self.usage.reused_tokens
+            self.stats.requests -= self.usage.saved_requests
             self.stats.tree_tokens = sum(1 for node in self.tree.nodes() if node.candidate)
             if self._batcher is not None:
                 self._batcher.cancel()
@@ -281,6 +294,9 @@ class Weave:
             self._finish(beam, "limit")
 
     def _prompt(self, beam: OpenBeam) -> Prompt:
+        if self.root is not None:
+            root = self.root
+            return Prompt(root.text, (*root.token_ids, *beam.ids), root.tail + beam.data)
         return Prompt(self.prompt, beam.ids, beam.data)
 
     async def _ask(self, beam: OpenBeam, max_tokens: int) -> Continuation:

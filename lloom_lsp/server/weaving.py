@@ -30,6 +30,7 @@ from pygls.lsp.server import LanguageServer
 from ..backends import Backend, BackendAuthError, BackendError, BackendUnavailable, create_backend
 from ..config import BackendSettings, Settings
 from ..engine import Beam, Weave, WeaveResult, split_story
+from ..engine.memory import StepMemory, remembering
 from .progress import Progress
 
 __all__ = ["WeaveService", "speed_line"]
@@ -44,10 +45,17 @@ CacheKey = tuple[str, str, int]
 def speed_line(result: WeaveResult) -> str:
     """The seed's speed line, as the editor shows it."""
     stats = result.stats
-    return (
+    line = (
         f"{len(result.beams)} suggestions in {stats.elapsed:.2f} s "
         f"@ {stats.tokens_per_second:.1f} tok/s"
     )
+    if stats.reused_tokens:
+        saved = stats.saved_requests
+        line += (
+            f"; {stats.reused_tokens} tokens reused from the last weave, "
+            f"{saved} request{'' if saved == 1 else 's'} saved"
+        )
+    return line
 
 
 @attrs.define(eq=False)
@@ -89,6 +97,9 @@ class WeaveService:
         self._limiters: dict[tuple[BackendSettings, int], asyncio.Semaphore] = {}
         self._cache: OrderedDict[CacheKey, WeaveResult] = OrderedDict()
         self._running: dict[str, _Running] = {}
+        #: What each document's weaves got from each backend, to continue from
+        #: (engine/memory.py): an accepted beam's next weave extends only the frontier.
+        self._memories: dict[tuple[str, tuple[BackendSettings, int]], StepMemory] = {}
         self._warmups: dict[asyncio.Task[int], str] = {}  # task: uri
         self._evaluating: set[asyncio.Task[int]] = set()  # warm-ups past their debounce
         self._prefetches: dict[asyncio.Task[WeaveResult | None], str] = {}  # task: uri
@@ -127,6 +138,8 @@ class WeaveService:
         self.cancel_warmups(reason="the backend settings changed")
         for task in list(self._prefetches):
             task.cancel()
+        for memory_key in [key for key in self._memories if key[1] != keep]:
+            del self._memories[memory_key]
         for key in stale:
             backend = self._backends.pop(key)
             self._limiters.pop(key, None)
@@ -180,7 +193,12 @@ class WeaveService:
             running = _Running(key, quiet=background)
             running.task = asyncio.ensure_future(
                 self._run(
-                    running, story, settings, progress_token, show_progress and not background
+                    running,
+                    story,
+                    settings,
+                    progress_token,
+                    show_progress and not background,
+                    fresh,
                 )
             )
             self._running[uri] = running
@@ -203,6 +221,8 @@ class WeaveService:
         self.cancel(uri)
         for key in [key for key in self._cache if key[0] == uri]:
             del self._cache[key]
+        for memory_key in [key for key in self._memories if key[0] == uri]:
+            del self._memories[memory_key]
 
     def cancel(self, uri: str | None = None) -> int:
         """Cancel running weaves (of one document, or all), with their warm-ups and
@@ -241,15 +261,26 @@ class WeaveService:
         settings: Settings,
         progress_token: types.ProgressToken | None,
         show_progress: bool,
+        fresh: bool = False,
     ) -> WeaveResult | None:
         backend, limiter = self.backend(settings)
-        log.debug("weave of %d characters starts", len(story))
+        memory_key = (running.key[0], self._backend_key(settings))
+        if fresh:
+            self._memories.pop(memory_key, None)  # weave anew means ask the model anew
+        memory = self._memories.setdefault(memory_key, StepMemory())
+        root = memory.root_for(split_story(story)[0])
+        log.debug(
+            "weave of %d characters starts%s",
+            len(story),
+            f", continuing {len(root.token_ids)} known tokens" if root else "",
+        )
         weave = Weave(
-            backend,
+            remembering(backend, memory),
             story,
             settings.weave,
             concurrency=settings.backend.concurrency,
             limiter=limiter,
+            root=root,
         )
         started = time.perf_counter()
         found = 0

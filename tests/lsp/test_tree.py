@@ -65,9 +65,7 @@ async def test_dot_mermaid_and_text_draw_the_same_nodes(client: LanguageClient) 
     assert text.startswith("story …") and "[" in text
 
 
-async def test_svg_comes_from_graphviz(
-    client: LanguageClient, real_part_missing: Any
-) -> None:
+async def test_svg_comes_from_graphviz(client: LanguageClient, real_part_missing: Any) -> None:
     if shutil.which("dot") is None:
         real_part_missing("Graphviz's dot is not on PATH (scripts/setup.sh installs graphviz)")
     open_doc(client, TEXT)
@@ -95,3 +93,36 @@ async def test_weaving_on_from_a_node_and_bad_options(client: LanguageClient) ->
 async def test_an_unknown_document_is_named(client: LanguageClient, missing: str) -> None:
     answer = await command(client, "lloom.tree", missing, POS)
     assert answer["error"] == f"document not open: {missing}"
+
+
+async def test_after_accepting_an_inner_node_the_next_weave_extends_only_the_frontier(
+    client: LanguageClient,
+) -> None:
+    """Continue without starting over: the weave after an accepted beam (the server's
+    prefetch) replays what the last weave explored below it and says what that saved."""
+    import asyncio
+
+    statuses: list[Any] = []
+    client.feature("lloom/status")(lambda params: statuses.append(params))
+
+    @client.feature(types.WORKSPACE_APPLY_EDIT)
+    def apply_edit(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+        return types.ApplyWorkspaceEditResult(applied=True)
+
+    open_doc(client, TEXT)
+    answer = await command(client, "lloom.tree", URI, POS)
+    inner = max(
+        (n for n in nodes(answer["tree"]["root"])[1:] if n["children"]),
+        key=lambda n: len([m for m in nodes(n) if m["finish"]]),
+    )
+    done = len(statuses)
+    accepted = await command(
+        client, "lloom.accept", URI, answer["version"], POS, inner["insertText"]
+    )
+    assert accepted == {"applied": True}
+    for _ in range(500):  # the prefetch of the text after it
+        if any(s.state == "done" for s in statuses[done:]):
+            break
+        await asyncio.sleep(0.01)
+    prefetch = next(s for s in statuses[done:] if s.state == "done")
+    assert "tokens reused from the last weave" in prefetch.message, prefetch.message
