@@ -239,11 +239,12 @@ class WovenSpans:
 
     def changed(
         self, doc: TextDocument, changes: Sequence[types.TextDocumentContentChangeEvent]
-    ) -> None:
-        """The editor changed ``doc`` (``doc`` already shows the change)."""
+    ) -> bool:
+        """The editor changed ``doc`` (``doc`` already shows the change).  Returns whether
+        the change inserted the text :meth:`expect` waited for (its tokens are placed)."""
         uri = doc.uri
         if uri not in self._spans and uri not in self._expected:
-            return
+            return False
         whole = [c for c in changes if isinstance(c, types.TextDocumentContentChangeWholeDocument)]
         if whole and (len(changes) > 1 or uri not in self._sources):
             self._spans.pop(uri, None)  # cannot tell what moved where
@@ -253,16 +254,31 @@ class WovenSpans:
             for change in changes:
                 assert isinstance(change, types.TextDocumentContentChangePartial)
                 self._shift(doc, change.range.start, change.range.end, change.text)
+        placed = False
         expected = self._expected.get(uri)
         if expected is not None and (doc.version or 0) > expected.version:
             del self._expected[uri]
             start = doc.offset_at_position(types.Position(expected.at.line, expected.at.character))
             if doc.source[start : start + len(expected.text)] == expected.text:
                 self._place(doc, expected)
-        if uri in self._spans or uri in self._expected:
-            self._sources[uri] = doc.source
+                placed = True
+        self._remember_source(doc)
+        return placed
+
+    def inserted(
+        self, doc: TextDocument, position: types.Position, text: str, tokens: list[WovenToken]
+    ) -> None:
+        """``text`` with these ``tokens`` has just been inserted at ``position`` (a
+        completion or inline item the editor inserted itself)."""
+        if tokens:
+            self._place(doc, _Expected(doc.version or 0, position, text, tokens))
+            self._remember_source(doc)
+
+    def _remember_source(self, doc: TextDocument) -> None:
+        if doc.uri in self._spans or doc.uri in self._expected:
+            self._sources[doc.uri] = doc.source
         else:
-            self._sources.pop(uri, None)
+            self._sources.pop(doc.uri, None)
 
     def closed(self, uri: str) -> None:
         self._spans.pop(uri, None)

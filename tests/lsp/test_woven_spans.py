@@ -179,3 +179,42 @@ async def _hover_when_there(client: LanguageClient, position: types.Position) ->
     answer = await hover(client, position)
     assert answer is not None, "no hover over the accepted beam"
     return answer
+
+
+async def test_a_completion_item_the_editor_inserts_is_woven_text(client: LanguageClient) -> None:
+    open_doc(client, TEXT, version=1)
+    items = await client.text_document_completion_async(
+        types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=URI), position=end_of(TEXT)
+        )
+    )
+    assert items is not None and not isinstance(items, list) and items.items
+    edit = items.items[0].text_edit
+    assert isinstance(edit, types.TextEdit) and edit.range.start != edit.range.end
+    # the editor replaces the word before the cursor with the item's text
+    change(client, [1], edit.range.start, edit.range.end, edit.new_text)
+    answer = await hover(client, types.Position(0, len(TEXT) + 1))
+    assert answer is not None and answer.range is not None
+    assert answer.range.start == end_of(TEXT)  # the beam's first token, not the fragment
+    assert await hover(client, types.Position(0, len(TEXT) - 1)) is None
+
+
+async def test_an_edit_the_editor_refuses_leaves_nothing_woven(client: LanguageClient) -> None:
+    @client.feature(types.WORKSPACE_APPLY_EDIT)
+    def apply_edit(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+        return types.ApplyWorkspaceEditResult(applied=False, failure_reason="read-only")
+
+    open_doc(client, TEXT, version=1)
+    pos = end_of(TEXT)
+    at = {"line": pos.line, "character": pos.character}
+    beam = (await command(client, "lloom.weave", URI, at))["beams"][0]
+    refused = await command(client, "lloom.accept", URI, 1, at, beam["insertText"])
+    assert refused["applied"] is False
+    # the writer types the same text: it was not woven by lloom.accept, and typing one
+    # character at a time never is
+    version = [1]
+    for i, ch in enumerate(beam["insertText"][:3]):
+        change(
+            client, version, types.Position(0, len(TEXT) + i), types.Position(0, len(TEXT) + i), ch
+        )
+    assert await hover(client, types.Position(0, len(TEXT) + 1)) is None

@@ -1,5 +1,7 @@
 """didOpen / didChange: warm the backend up for the weave the writer will ask for next,
-and keep the woven tokens' spans (:mod:`..spans`) in step with the edits.
+and keep the woven tokens' spans (:mod:`..spans`) in step with the edits.  A change that
+inserts a beam of the weave cached for its spot (a completion or inline item the editor
+inserted) is woven text too.
 
 Once the writer pauses (``warmup.debounceMs``), the story at their cursor (the end of the
 text they just typed or pasted; the end of the document when it opens) is evaluated into
@@ -11,12 +13,16 @@ logged.  The prefetch after an accepted beam starts in ``lloom.accept`` (:mod:`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from lsprotocol import types
 from pygls.workspace import TextDocument
 
+from ...config import Settings
+from ...engine import WeaveResult
 from ..app import LloomServer
-from ..convert import change_end, end_of_document, from_lsp_story
-from ..spans import woven_spans
+from ..convert import change_end, end_of_document, from_lsp_story, position_after
+from ..spans import woven_spans, woven_tokens
 
 
 def register(server: LloomServer) -> None:
@@ -30,11 +36,13 @@ def register(server: LloomServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     async def did_change(ls: LloomServer, params: types.DidChangeTextDocumentParams) -> None:
         doc = ls.document(params.text_document.uri)
-        if doc is not None:
-            # before any await: a hover or code action that follows sees the spans moved
-            woven_spans(ls).changed(doc, params.content_changes)
-        if doc is not None and params.content_changes:
-            await _warm_soon(ls, doc, change_end(doc, params.content_changes[-1]))
+        if doc is None or not params.content_changes:
+            return
+        # before any await: a hover or code action that follows sees the spans moved
+        accepted = woven_spans(ls).changed(doc, params.content_changes)
+        await _warm_soon(ls, doc, change_end(doc, params.content_changes[-1]))
+        if not accepted:
+            await _remember_woven(ls, doc, params.content_changes)
 
 
 async def _warm_soon(ls: LloomServer, doc: TextDocument, cursor: types.Position) -> None:
@@ -44,3 +52,47 @@ async def _warm_soon(ls: LloomServer, doc: TextDocument, cursor: types.Position)
         return  # changed while the settings were pulled: that change warms up instead
     story = from_lsp_story(doc, cursor, settings.story.max_context_chars)
     ls.weaver.warm_soon(doc.uri, story, settings)
+
+
+async def _remember_woven(
+    ls: LloomServer,
+    doc: TextDocument,
+    changes: Sequence[types.TextDocumentContentChangeEvent],
+) -> None:
+    """A completion or inline item the editor inserted itself: when the change inserted a
+    beam of the weave cached for its spot, the woven text remembers its tokens.  A
+    completion item's edit re-inserts the word fragment before the cursor, so the beam
+    may follow a run of non-whitespace at the change's start."""
+    change = changes[0]
+    if len(changes) != 1 or not isinstance(change, types.TextDocumentContentChangePartial):
+        return
+    text = change.text
+    if len(text) < 2:
+        return  # typing, one character at a time
+    version = doc.version
+    settings = await ls.settings_for(doc.uri)
+    if doc.version != version:
+        return
+    start = change.range.start
+    for k in range(len(text)):
+        if k and text[k - 1].isspace():
+            return
+        fragment = text[:k]
+        tokens = woven_tokens(text[k:], _cached_after(ls, doc, start, fragment, settings))
+        if tokens:
+            woven_spans(ls).inserted(doc, position_after(doc, start, fragment), text[k:], tokens)
+            return
+
+
+def _cached_after(
+    ls: LloomServer, doc: TextDocument, start: types.Position, fragment: str, settings: Settings
+) -> Callable[[str], WeaveResult | None]:
+    """The cached weave of the story at ``start`` with ``fragment`` and then a prefix of
+    the inserted text after it."""
+    max_chars = settings.story.max_context_chars
+
+    def cached(done: str) -> WeaveResult | None:
+        story = from_lsp_story(doc, start, max_chars, inserted=fragment + done)
+        return ls.weaver.cached(doc.uri, story, settings)
+
+    return cached
