@@ -126,3 +126,30 @@ async def test_after_accepting_an_inner_node_the_next_weave_extends_only_the_fro
         await asyncio.sleep(0.01)
     prefetch = next(s for s in statuses[done:] if s.state == "done")
     assert "tokens reused from the last weave" in prefetch.message, prefetch.message
+
+
+async def test_a_tree_is_saved_beside_its_document_and_loaded_back(
+    client: LanguageClient, tmp_path: Any
+) -> None:
+    import json
+
+    story = tmp_path / "tale.txt"
+    story.write_text(TEXT, encoding="utf-8")
+    uri = story.as_uri()
+    open_doc(client, TEXT, uri=uri)
+    tree = (await command(client, "lloom.tree", uri, POS))["tree"]
+    saved = await command(client, "lloom.saveTree", uri, POS)
+    path = tmp_path / "tale.txt.lloom.json"
+    assert saved == {"path": str(path), "nodes": len(nodes(tree["root"]))}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert (data["format"], data["version"], data["document"]) == ("lloom-tree", 1, uri)
+    loaded = await command(client, "lloom.loadTree", uri)
+    assert loaded["tree"] == tree and loaded["position"] == POS
+
+    data["tree"]["root"]["children"][0]["prob"] = "high"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    broken = await command(client, "lloom.loadTree", uri)
+    assert '"tree.root.children[0].prob" must be a number' in broken["error"]
+    assert str(path) in broken["error"]
+    nowhere = await command(client, "lloom.saveTree", "untitled:Untitled-1", POS)
+    assert "only a file: document" in nowhere["error"]

@@ -1,4 +1,7 @@
-"""``lloom.tree [uri, position, options?]``: the weave's real token tree, drawn.
+"""``lloom.tree [uri, position, options?]``: the weave's real token tree, drawn; and
+``lloom.saveTree [uri, position, options?]`` / ``lloom.loadTree [uri]``, which keep a
+document's tree beside it (``<name>.lloom.json``, format ``lloom-tree`` version 1: the JSON
+tree of ``lloom.tree`` with the document, the position, when, and the speed line).
 
 The same weave (and cache) as ``lloom.weave``, with its options, plus ``format``: ``json``
 (default; every node with its id, token, probability, finish, path and the text to insert
@@ -7,7 +10,11 @@ to reach it), ``dot``, ``mermaid``, ``text``, or ``svg`` (Graphviz's ``dot`` on 
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 
@@ -19,6 +26,8 @@ from .weave_at import Woven, weave_at
 
 
 def register(server: LloomServer) -> None:
+    register_files(server)
+
     @server.command("lloom.tree")
     async def tree(
         ls: LloomServer, uri: str, position: types.Position, *rest: Any
@@ -44,3 +53,87 @@ def register(server: LloomServer) -> None:
             svg, error = await to_svg(render(view, "dot"))
             return {**answer, "text": svg} if error is None else {**answer, "error": error}
         return {**answer, "text": render(view, fmt)}
+
+
+#: What a saved tree says it is (``lloom.saveTree`` writes it, ``lloom.loadTree`` reads it).
+TREE_FILE_FORMAT = "lloom-tree"
+TREE_FILE_VERSION = 1
+
+
+def tree_file(uri: str) -> Path | None:
+    """Where a document's tree is saved: beside it, ``<name>.lloom.json`` (file URIs only)."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        return None
+    path = Path(unquote(parsed.path))
+    return path.with_name(path.name + ".lloom.json")
+
+
+def register_files(server: LloomServer) -> None:
+    @server.command("lloom.saveTree")
+    async def save_tree(
+        ls: LloomServer, uri: str, position: types.Position, *rest: Any
+    ) -> dict[str, Any]:
+        """Save the tree of the weave at ``position`` beside the document."""
+        path = tree_file(uri)
+        if path is None:
+            return {"error": f"lloom.saveTree: only a file: document has a place beside it: {uri}"}
+        woven = await weave_at(ls, "lloom.saveTree", uri, position, rest)
+        if not isinstance(woven, Woven):
+            return woven
+        view = tree_view(woven.result.tree, woven.result.held, woven.after)
+        data = {
+            "format": TREE_FILE_FORMAT,
+            "version": TREE_FILE_VERSION,
+            "document": uri,
+            "savedAt": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "position": {"line": position.line, "character": position.character},
+            "after": woven.after,
+            "speedLine": speed_line(woven.result),
+            "tree": view.to_dict(),
+        }
+        try:
+            path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+        except OSError as exc:
+            return {"error": f"lloom.saveTree: cannot write {path}: {exc.strerror or exc}"}
+        return {"path": str(path), "nodes": sum(1 for _ in view.root.walk())}
+
+    @server.command("lloom.loadTree")
+    def load_tree(ls: LloomServer, uri: str) -> dict[str, Any]:
+        """The tree saved beside the document, as ``lloom.tree`` gives it in ``json``."""
+        path = tree_file(uri)
+        if path is None:
+            return {"error": f"lloom.loadTree: only a file: document has a place beside it: {uri}"}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {"error": f"lloom.loadTree: no tree saved at {path}"}
+        except (OSError, ValueError) as exc:
+            return {"error": f"lloom.loadTree: cannot read {path}: {exc}"}
+        problem = _bad_tree_file(data)
+        if problem:
+            return {"error": f"lloom.loadTree: {path}: {problem}"}
+        return {"format": "json", "path": str(path), **data}
+
+
+def _bad_tree_file(data: Any) -> str | None:
+    """What is wrong with a saved tree, naming the field; None when nothing."""
+    if not isinstance(data, dict) or data.get("format") != TREE_FILE_FORMAT:
+        return f'not a saved LLooM tree ("format" is not "{TREE_FILE_FORMAT}")'
+    if data.get("version") != TREE_FILE_VERSION:
+        return f'"version" {data.get("version")!r}: this lloom-lsp reads {TREE_FILE_VERSION}'
+    tree = data.get("tree")
+    if not isinstance(tree, dict) or not isinstance(tree.get("root"), dict):
+        return '"tree.root" is missing'
+    stack: list[tuple[str, Any]] = [("tree.root", tree["root"])]
+    while stack:
+        where, node = stack.pop()
+        if not isinstance(node, dict):
+            return f'"{where}" is not an object'
+        for key, kind in (("id", str), ("text", str), ("insertText", str), ("children", list)):
+            if not isinstance(node.get(key), kind):
+                return f'"{where}.{key}" must be a {kind.__name__}'
+        if not isinstance(node.get("prob"), (int, float)):
+            return f'"{where}.prob" must be a number'
+        stack += [(f"{where}.children[{i}]", c) for i, c in enumerate(node["children"])]
+    return None
