@@ -218,3 +218,47 @@ async def test_an_edit_the_editor_refuses_leaves_nothing_woven(client: LanguageC
             client, version, types.Position(0, len(TEXT) + i), types.Position(0, len(TEXT) + i), ch
         )
     assert await hover(client, types.Position(0, len(TEXT) + 1)) is None
+
+
+async def test_spans_follow_a_whole_document_change_in_utf16_units(
+    client: LanguageClient,
+) -> None:
+    """A client that sends whole documents: the change is the range its text differs in.
+    An astral character before the span is two UTF-16 code units."""
+    beam, version = await _accept_best(client)
+    inside = types.Position(0, len(TEXT) + 1)
+    before = await _hover_when_there(client, inside)
+    assert before.range is not None
+    doc = "😀 " + TEXT + beam["insertText"]
+    version[0] += 1
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=version[0]),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=doc)],
+        )
+    )
+    moved = await hover(client, types.Position(0, inside.character + 3))
+    assert moved is not None and moved.range is not None
+    assert moved.range.start.character == before.range.start.character + 3
+    assert moved.range.end.character == before.range.end.character + 3
+
+
+async def test_the_change_may_come_after_the_editor_answers(client: LanguageClient) -> None:
+    """Neovim answers workspace/applyEdit before its (debounced) didChange arrives."""
+    sent: list[types.ApplyWorkspaceEditParams] = []
+
+    @client.feature(types.WORKSPACE_APPLY_EDIT)
+    def apply_edit(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+        sent.append(params)
+        return types.ApplyWorkspaceEditResult(applied=True)
+
+    open_doc(client, TEXT, version=1)
+    pos = end_of(TEXT)
+    at = {"line": pos.line, "character": pos.character}
+    beam = (await command(client, "lloom.weave", URI, at))["beams"][0]
+    assert (await command(client, "lloom.accept", URI, 1, at, beam["insertText"]))["applied"]
+    inside = types.Position(0, len(TEXT) + 1)
+    assert await hover(client, inside) is None  # not in the document yet
+    change(client, [1], pos, pos, beam["insertText"])
+    answer = await hover(client, inside)
+    assert answer is not None and answer.range is not None and answer.range.start == pos
