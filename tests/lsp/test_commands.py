@@ -191,3 +191,14 @@ async def test_every_weave_reports_its_status_whoever_asked(client: LanguageClie
     await _settled(statuses, 2)
     assert [s["state"] for s in statuses] == ["weaving", "done"]
     assert statuses[-1]["message"].startswith(f"{len(result.items)} suggestions in ")
+
+
+async def test_step_n_more_tokens_on_a_chosen_beam(client: LanguageClient) -> None:
+    open_doc(client, TEXT)
+    pos = {"line": 0, "character": len(TEXT)}
+    chosen = (await command(client, "lloom.weave", URI, pos))["beams"][0]["insertText"]
+    more = await command(client, "lloom.weave", URI, pos, {"after": chosen, "depth": 2})
+    assert more["beams"] and all(len(b["tokens"]) <= 2 for b in more["beams"])
+    assert all(b["insertText"].startswith(chosen) for b in more["beams"])
+    bad = await command(client, "lloom.weave", URI, pos, {"depth": 0})
+    assert "'depth' must be 1 to 512" in bad["error"]

@@ -5,7 +5,8 @@ cancelled request.
 
 Options, all optional: ``fresh`` (weave anew instead of answering from the cache; the
 result replaces it), ``deeper`` (beams twice as long: ``weave.maxDepth`` doubled, up to its
-maximum), ``after`` (weave from the story plus this text, a beam not inserted yet).
+maximum), ``after`` (weave from the story plus this text, a beam not inserted yet),
+``depth`` (beams this many tokens long: with ``after``, "step N more tokens" on a beam).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ __all__ = ["MAX_DEPTH", "Woven", "weave_at"]
 #: The largest ``weave.maxDepth`` the schema allows ("weave deeper" stops there).
 MAX_DEPTH = int(attrs.fields(WeaveSettings).max_depth.metadata["maximum"])
 
-_OPTIONS: dict[str, type] = {"fresh": bool, "deeper": bool, "after": str}
+_OPTIONS: dict[str, type] = {"fresh": bool, "deeper": bool, "after": str, "depth": int}
 
 
 @attrs.frozen
@@ -61,8 +62,12 @@ async def weave_at(
         return {"error": problem, "version": doc.version}
     after = options.get("after") or ""
     settings = await ls.settings_for(uri)
+    depth = options.get("depth")
+    if depth is not None and (isinstance(depth, bool) or not 1 <= depth <= MAX_DEPTH):
+        return {"error": f"{command}: option 'depth' must be 1 to {MAX_DEPTH}, got {depth!r}"}
     if options.get("deeper"):
-        depth = min(settings.weave.max_depth * 2, MAX_DEPTH)
+        depth = min((depth or settings.weave.max_depth) * 2, MAX_DEPTH)
+    if depth is not None:
         settings = attrs.evolve(settings, weave=attrs.evolve(settings.weave, max_depth=depth))
     story = from_lsp_story(doc, position, settings.story.max_context_chars, inserted=after)
     token = command_progress_token.get()
