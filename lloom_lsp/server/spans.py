@@ -35,6 +35,7 @@ __all__ = [
     "WovenSpans",
     "WovenToken",
     "beam_tokens",
+    "branch_tokens",
     "woven_spans",
     "woven_tokens",
 ]
@@ -147,6 +148,25 @@ def woven_tokens(text: str, woven_after: Callable[[str], WeaveResult | None]) ->
     return out
 
 
+def branch_tokens(
+    span: TokenSpan,
+    alternative: Alternative,
+    text: str,
+    result: WeaveResult | None,
+    beam: Beam | None,
+) -> list[WovenToken]:
+    """The tokens of a branch at ``span``: ``alternative`` (inserted as ``text``, its
+    whitespace healed), then ``beam`` of ``result``, the weave after it."""
+    chosen = tuple(attrs.evolve(a, chosen=a == alternative) for a in span.alternatives)
+    out = [WovenToken(0, len(text), text, alternative.prob, chosen)]
+    if result is not None and beam is not None:
+        out += [
+            attrs.evolve(t, start=t.start + len(text), end=t.end + len(text))
+            for t in beam_tokens(result, beam)
+        ]
+    return out
+
+
 def _path(root: TreeNode, beam: Beam) -> list[TreeNode] | None:
     node, out = root, []
     for token in beam.tokens:
@@ -208,12 +228,17 @@ class _Expected:
     tokens: list[WovenToken]
 
 
+def _inserted_there(doc: TextDocument, expected: _Expected) -> bool:
+    start = doc.offset_at_position(types.Position(expected.at.line, expected.at.character))
+    return doc.source[start : start + len(expected.text)] == expected.text
+
+
 class WovenSpans:
     """Every open document's woven tokens."""
 
     def __init__(self) -> None:
         self._spans: dict[str, list[TokenSpan]] = {}
-        self._expected: dict[str, _Expected] = {}
+        self._expected: dict[str, list[_Expected]] = {}
         self._sources: dict[str, str] = {}  # the text the spans were placed in
 
     def expect(
@@ -222,20 +247,31 @@ class WovenSpans:
         position: types.Position,
         text: str,
         tokens: list[WovenToken],
+        *,
+        one_of: bool = False,
     ) -> None:
         """``text`` with these ``tokens`` is about to be inserted at ``position`` (of the
-        document as it is now): place them once the editor's change has inserted it."""
-        if not tokens:
+        document as it is now): place them once the editor's change has inserted it.
+
+        ``one_of``: one of several edits offered (the "Branch here" actions), of which the
+        editor applies one or none; otherwise it replaces what was expected before.
+        """
+        expected = self._expected.get(doc.uri, []) if one_of else []
+        if tokens:
+            expected.append(_Expected(doc.version or 0, position, text, tokens))
+        if expected:
+            self._expected[doc.uri] = expected
+            self._sources[doc.uri] = doc.source
+        else:
             self._expected.pop(doc.uri, None)
-            return
-        self._expected[doc.uri] = _Expected(doc.version or 0, position, text, tokens)
-        self._sources[doc.uri] = doc.source
 
     def refused(self, uri: str, text: str) -> None:
         """The editor did not apply the insertion of ``text``."""
-        expected = self._expected.get(uri)
-        if expected is not None and expected.text == text:
-            del self._expected[uri]
+        expected = [e for e in self._expected.get(uri, ()) if e.text != text]
+        if expected:
+            self._expected[uri] = expected
+        else:
+            self._expected.pop(uri, None)
 
     def changed(
         self, doc: TextDocument, changes: Sequence[types.TextDocumentContentChangeEvent]
@@ -255,13 +291,15 @@ class WovenSpans:
                 assert isinstance(change, types.TextDocumentContentChangePartial)
                 self._shift(doc, change.range.start, change.range.end, change.text)
         placed = False
-        expected = self._expected.get(uri)
-        if expected is not None and (doc.version or 0) > expected.version:
-            del self._expected[uri]
-            start = doc.offset_at_position(types.Position(expected.at.line, expected.at.character))
-            if doc.source[start : start + len(expected.text)] == expected.text:
-                self._place(doc, expected)
-                placed = True
+        # Each expected insertion is due at the change after it: there or not, it is over.
+        version = doc.version or 0
+        expected = self._expected.pop(uri, [])
+        if waiting := [e for e in expected if e.version >= version]:
+            self._expected[uri] = waiting
+        there = [e for e in expected if e.version < version and _inserted_there(doc, e)]
+        if there:
+            self._place(doc, max(there, key=lambda e: len(e.text)))
+            placed = True
         self._remember_source(doc)
         return placed
 

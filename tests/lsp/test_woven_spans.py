@@ -159,6 +159,19 @@ async def test_branch_here_offers_the_alternatives_woven_onward(client: Language
         assert not edit.new_text.startswith(chosen)
         assert len(edit.new_text) > len(label)  # woven onward
 
+    # the editor applies the first: the branch is woven text, its token the alternative
+    edit = branches[0].edit.document_changes[0].edits[0]  # type: ignore[union-attr,index]
+    assert isinstance(edit, types.TextEdit)
+    change(client, version, edit.range.start, edit.range.end, edit.new_text)
+    branched = await hover(client, inside)
+    assert branched is not None and isinstance(branched.contents, types.MarkupContent)
+    label = branches[0].title.removeprefix("Branch here: ").rsplit(" (p=", 1)[0]
+    assert f"`{edit.new_text[: len(edit.new_text) - len(edit.new_text.lstrip())]}{label}` ◀" in (
+        branched.contents.value
+    )
+    onward = types.Position(0, len(TEXT) + len(edit.new_text) - 1)
+    assert await hover(client, onward) is not None  # and the beam woven after it
+
 
 async def _code_actions(
     client: LanguageClient, position: types.Position, kind: types.CodeActionTriggerKind

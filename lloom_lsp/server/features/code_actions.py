@@ -26,7 +26,7 @@ from ..convert import (
     to_lsp_branch_action,
     to_lsp_code_actions,
 )
-from ..spans import woven_spans
+from ..spans import branch_tokens, woven_spans
 
 #: Alternatives offered as "Branch here" actions at one token, at most.
 MAX_BRANCHES = 3
@@ -85,11 +85,18 @@ async def _branches(ls: LloomServer, uri: str, position: types.Position) -> list
         result = await ls.weaver.weave(uri, before + start, settings)
         if doc.version != version:
             return []  # the writer went on: these edits would land in the wrong place
-        onward = result.beams[0].insert_text if result and result.beams else ""
+        best = result.beams[0] if result and result.beams else None
+        new_text = start + (best.insert_text if best else "")
+        # applied, the branch is woven text too
+        spans.expect(
+            doc,
+            replaced.start,
+            new_text,
+            branch_tokens(span, alternative, start, result, best),
+            one_of=True,
+        )
         actions.append(
-            to_lsp_branch_action(
-                doc, replaced, alternative, start + onward, versioned=_versioned(ls)
-            )
+            to_lsp_branch_action(doc, replaced, alternative, new_text, versioned=_versioned(ls))
         )
     return actions
 
