@@ -248,6 +248,45 @@ R.tree_open = vim.api.nvim_buf_is_valid(tree_buf)
     assert result["tree_open"]
 
 
+def test_weave_from_back_and_accept_an_inner_node(
+    tmp_path: Path, story: Path, llama_server_url: str
+) -> None:
+    body = (
+        OPEN_TREE
+        + """
+R.first = view().tree
+R.inner = view().layout.nodes[2]
+press(2, 'w')
+wait(30000, function() return view().after == R.inner.insertText end, 'the tree from line 2')
+R.from = view().tree
+press(1, '\\\\<BS>')
+wait(30000, function() return view().after == '' end, 'the tree before')
+R.back = view().tree
+-- :LLooMTree from the story again: the same window shows the tree, no second one.
+vim.cmd('wincmd p')
+R.in_story = vim.api.nvim_get_current_buf() == R.story_buf
+local shown
+require('lloom').tree(function(v) shown = v end)
+wait(30000, function() return shown ~= nil end, 'the tree again')
+R.windows = #vim.api.nvim_list_wins()
+R.same_buf = vim.api.nvim_get_current_buf() == tree_buf
+press(2, 'a')
+wait(30000, function()
+  return story_text() ~= P.story_text and not vim.api.nvim_buf_is_valid(tree_buf)
+end, 'the inner node in the story, and the tree closed')
+R.text = story_text()
+"""
+    )
+    result = run_nvim(tmp_path, body, story=str(story), url=llama_server_url, story_text=STORY)
+
+    inner = result["inner"]
+    assert inner["children"] and inner["insertText"]
+    assert result["from"]["prompt"].endswith(inner["path"])
+    assert result["back"] == result["first"] == result["direct"]["tree"]
+    assert result["in_story"] and result["windows"] == 2 and result["same_buf"]
+    assert result["text"] == STORY + inner["insertText"]  # `a` inserts an inner node too
+
+
 @pytest.fixture
 def story(tmp_path: Path) -> Path:
     path = tmp_path / "story.txt"

@@ -15,7 +15,7 @@ local M = {}
 --- JSON-RPC's RequestCancelled: a newer weave (or :LLooMCancel) stopped this one.
 local REQUEST_CANCELLED = -32800
 
-local FOLDEXPR = 'get(b:lloom_tree_folds, v:lnum - 1, 0)'
+local FOLDEXPR = 'get(b:lloom_tree_folds,v:lnum-1,0)'
 
 --- Tree buffer -> its view: `{ bufnr, win, client_id, at, version, after, tree,
 --- layout, history, ticket }`; `at` is where the story was woven (as in lloom.actions).
@@ -87,10 +87,11 @@ local function open_window(view, story_win)
   api.nvim_win_call(story_win, function()
     vim.cmd('rightbelow vertical sbuffer ' .. bufnr)
     win = api.nvim_get_current_win()
+    -- :setlocal, not vim.wo: on 0.7 vim.wo sets the global value too, which the next
+    -- window opened would take.
+    vim.cmd('setlocal foldmethod=expr foldexpr=' .. FOLDEXPR .. ' foldlevel=99 foldenable')
+    vim.cmd('setlocal nowrap nonumber norelativenumber nolist nospell cursorline')
   end)
-  local wo = vim.wo[win]
-  wo.foldmethod, wo.foldexpr, wo.foldlevel, wo.foldenable = 'expr', FOLDEXPR, 99, true
-  wo.wrap, wo.number, wo.relativenumber, wo.cursorline = false, false, false, true
   view.bufnr, view.win = bufnr, win
   M.views[bufnr] = view
   api.nvim_create_autocmd('BufWipeout', {
