@@ -31,7 +31,8 @@ from ..terminal import bar, visible
 from .labels import beam_labels
 
 if TYPE_CHECKING:
-    from .spans import Alternative, TokenSpan
+    from .spans import TokenSpan
+    from .woven import Alternative
 
 __all__ = [
     "change_end",

@@ -275,3 +275,21 @@ async def test_the_change_may_come_after_the_editor_answers(client: LanguageClie
     change(client, [1], pos, pos, beam["insertText"])
     answer = await hover(client, inside)
     assert answer is not None and answer.range is not None and answer.range.start == pos
+
+
+async def test_a_beam_and_the_beam_woven_after_it_are_both_woven(
+    client: LanguageClient,
+) -> None:
+    """lloom.accept of "weave from this beam"'s answer: two beams in a row."""
+    version = _editor(client)
+    open_doc(client, TEXT, version=1)
+    pos = end_of(TEXT)
+    at = {"line": pos.line, "character": pos.character}
+    first = (await command(client, "lloom.weave", URI, at))["beams"][0]
+    onward = await command(client, "lloom.weave", URI, at, {"after": first["insertText"]})
+    text = onward["beams"][0]["insertText"]
+    assert (await command(client, "lloom.accept", URI, 1, at, text))["applied"]
+    assert version[0] == 2
+    last = await hover(client, types.Position(0, len(TEXT) + len(text) - 1))
+    assert last is not None and last.range is not None
+    assert last.range.end == types.Position(0, len(TEXT) + len(text))

@@ -26,7 +26,8 @@ from ..convert import (
     to_lsp_branch_action,
     to_lsp_code_actions,
 )
-from ..spans import branch_tokens, woven_spans
+from ..spans import woven_spans
+from ..woven import branch_tokens
 
 #: Alternatives offered as "Branch here" actions at one token, at most.
 MAX_BRANCHES = 3
@@ -92,7 +93,7 @@ async def _branches(ls: LloomServer, uri: str, position: types.Position) -> list
             doc,
             replaced.start,
             new_text,
-            branch_tokens(span, alternative, start, result, best),
+            branch_tokens(span.alternatives, alternative, start, result, best),
             one_of=True,
         )
         actions.append(

@@ -27,8 +27,9 @@ from pygls.exceptions import JsonRpcException
 
 from ..app import LloomServer
 from ..convert import from_lsp_story, to_lsp_weave_result
-from ..spans import woven_spans, woven_tokens
+from ..spans import woven_spans
 from ..weaving import speed_line
+from ..woven import woven_tokens
 from .weave_at import Woven, weave_at
 
 

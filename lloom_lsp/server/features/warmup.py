@@ -22,7 +22,8 @@ from ...config import Settings
 from ...engine import WeaveResult
 from ..app import LloomServer
 from ..convert import change_end, end_of_document, from_lsp_story, position_after
-from ..spans import woven_spans, woven_tokens
+from ..spans import woven_spans
+from ..woven import woven_tokens
 
 
 def register(server: LloomServer) -> None:
