@@ -18,9 +18,9 @@ command('LLooMNext', run('next_beam'), {
   count = true,
   desc = 'LLooM: replace the beam just inserted with the next one',
 })
-command('LLooMTree', function()
-  require('lloom').tree()
-end, { desc = "LLooM: show the weave's token tree beside the story" })
+command('LLooMTree', function(args)
+  require('lloom').tree(nil, args.bang and { fresh = true } or nil)
+end, { bang = true, desc = "LLooM: show the weave's token tree beside the story" })
 command('LLooMCancel', run('cancel'), { desc = 'LLooM: cancel the weaves in progress' })
 command('LLooMToggle', run('toggle'), { desc = 'LLooM: toggle automatic suggestions' })
 command('LLooMInfo', run('info'), {

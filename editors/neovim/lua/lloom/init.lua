@@ -58,9 +58,10 @@ M.status = actions.status
 M.state = actions.state
 
 --- :LLooMTree — the weave at the cursor as a token tree beside the story (see
---- :help :LLooMTree); `done(view)` runs once it is shown.
-function M.tree(done)
-  return require('lloom.tree_buffer').open(done)
+--- :help :LLooMTree); `done(view)` runs once it is shown.  `options`: lloom.tree's,
+--- e.g. `{ fresh = true }` (:LLooMTree!).
+function M.tree(done, options)
+  return require('lloom.tree_buffer').open(done, options)
 end
 
 --- The `lloom.tree` answer for the cursor: `callback(err, result)`.

@@ -171,8 +171,9 @@ local function view_of_story(bufnr)
 end
 
 --- :LLooMTree — weave at the cursor and show the tree beside the story; in a tree
---- buffer, weave its tree again.  `done(view)` runs once the tree is shown.
-function M.open(done)
+--- buffer, weave its tree again.  `done(view)` runs once the tree is shown; `options`
+--- are lloom.tree's (:LLooMTree! weaves anew: `fresh`).
+function M.open(done, options)
   if M.views[api.nvim_get_current_buf()] then
     return M.weave_again(M.views[api.nvim_get_current_buf()], done)
   end
@@ -183,7 +184,7 @@ function M.open(done)
   local pos, row, col = position.cursor(client.offset_encoding or 'utf-16')
   local at = { bufnr = bufnr, uri = vim.uri_from_bufnr(bufnr), pos = pos, row = row, col = col }
   local story_win = api.nvim_get_current_win()
-  request_tree(client, at, {}, function(result)
+  request_tree(client, at, options, function(result)
     local view = view_of_story(bufnr)
     if view then
       view.ticket = view.ticket + 1 -- an answer still coming for the old place is stale
