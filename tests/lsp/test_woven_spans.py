@@ -293,3 +293,24 @@ async def test_a_beam_and_the_beam_woven_after_it_are_both_woven(
     last = await hover(client, types.Position(0, len(TEXT) + len(text) - 1))
     assert last is not None and last.range is not None
     assert last.range.end == types.Position(0, len(TEXT) + len(text))
+
+
+async def test_an_inline_item_the_editor_inserts_is_woven_text(client: LanguageClient) -> None:
+    open_doc(client, TEXT, version=1)
+    pos = end_of(TEXT)
+    answer = await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=URI),
+            position=pos,
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Invoked
+            ),
+        )
+    )
+    assert isinstance(answer, types.InlineCompletionList) and answer.items
+    item = answer.items[-1]  # not only the best beam
+    assert isinstance(item.insert_text, str)
+    change(client, [1], pos, pos, item.insert_text)
+    last = await hover(client, types.Position(0, len(TEXT) + len(item.insert_text) - 1))
+    assert last is not None and last.range is not None
+    assert last.range.end == types.Position(0, len(TEXT) + len(item.insert_text))
