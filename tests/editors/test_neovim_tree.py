@@ -95,12 +95,14 @@ R.levels = {}
 for line = 1, #R.lines do
   table.insert(R.levels, vim.fn.foldlevel(line))
 end
-R.closed = {}
+R.closed, R.opened = {}, {}
 for line = 1, #R.lines do
   if tostring(view().layout.folds[line]):sub(1, 1) == '>' then
     vim.cmd('normal! zR')
     press(line, 'zc')
     table.insert(R.closed, { line, vim.fn.foldclosed(line), vim.fn.foldclosedend(line) })
+    press(line, 'zo')
+    table.insert(R.opened, vim.fn.foldclosed(line))
   end
 end
 vim.cmd('normal! zR')
@@ -141,6 +143,7 @@ R.after_q = {
     for first, last in expected:
         if last > first:  # a one-line fold never closes ('foldminlines')
             assert closed[first] == (first, last)
+    assert set(result["opened"]) == {-1}  # and zo opens it again
     assert result["after_q"] == {"windows": 1, "buf": result["story_buf"], "tree_buf": False}
 
 
