@@ -869,6 +869,7 @@ COMMAND_ARGUMENTS = {
     "lloom.weave": st.tuples(DOC_URI, POSITION),
     "lloom.accept": st.tuples(DOC_URI, st.integers(0, 3), POSITION, STRINGS),
     "lloom.cancel": st.one_of(st.tuples(), st.tuples(DOC_URI)),
+    "lloom.tree": st.tuples(DOC_URI, POSITION),
     "lloom.nope": st.lists(JSON, max_size=2),  # not a command: -32602
 }
 EXECUTE_COMMAND = st.sampled_from(sorted(COMMAND_ARGUMENTS)).flatmap(
@@ -942,12 +943,13 @@ def check_result(method: str, params: Any, answer: dict[str, Any]) -> None:
     if "error" in answer:
         code = answer["error"]["code"]
         assert -32899 <= code <= -32000, answer  # the codes JSON-RPC and LSP reserve
-        if method == "textDocument/hover":  # not served: not found, or params unreadable
+        if method == "textDocument/hover":  # params unreadable (or, unserved, not found)
             assert code in (-32601, -32602), answer
         return
     result = answer["result"]
-    assert method != "textDocument/hover", answer
-    if method == "textDocument/completion":
+    if method == "textDocument/hover":  # over woven text only: none here
+        assert result is None or isinstance(result.get("contents"), (dict, str, list)), answer
+    elif method == "textDocument/completion":
         assert result == {"isIncomplete": False, "items": []}, answer
     elif method == "textDocument/inlineCompletion":
         assert result == {"items": []}, answer
@@ -955,12 +957,14 @@ def check_result(method: str, params: Any, answer: dict[str, Any]) -> None:
         assert result == [], answer
     else:
         command = params["command"]
-        assert command in ("lloom.weave", "lloom.accept", "lloom.cancel"), answer
+        assert command in ("lloom.weave", "lloom.accept", "lloom.cancel", "lloom.tree"), answer
         FUZZ_TOTALS[f"{command} answered"] += 1
         if command == "lloom.cancel":
             assert type(result["cancelled"]) is int, answer
         elif command == "lloom.weave":
             assert result["beams"] == [] and isinstance(result["error"], str), answer
+        elif command == "lloom.tree":
+            assert "tree" not in result and isinstance(result["error"], str), answer
         else:
             assert result["applied"] is False and isinstance(result["reason"], str), answer
 
