@@ -50,6 +50,9 @@ RETRY_STATUSES = frozenset({429, 503})
 #: request is rarely sent on a connection the server is just closing.
 KEEPALIVE_EXPIRY = 2.0
 
+#: Seconds ``HttpTransport.aclose`` lets exchanges that are closing in the background end.
+ORPHANS_CLOSE_S = 1.0
+
 
 @contextmanager
 def translate_errors(url: str) -> Iterator[None]:
@@ -321,6 +324,11 @@ class HttpTransport:
                     raise BackendProtocolError(url, f"expected server-sent events ({exc})") from exc
 
     async def aclose(self) -> None:
+        # Exchanges still closing in the background finish first (closing an answer takes
+        # a moment; cancelled halfway it leaves its socket to the garbage collector), and
+        # only those that are still waiting after a second are cancelled.
+        if self._orphans:
+            await asyncio.wait(list(self._orphans), timeout=ORPHANS_CLOSE_S)
         for task in list(self._orphans):
             task.cancel()
         await asyncio.gather(*self._orphans, return_exceptions=True)
