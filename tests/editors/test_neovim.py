@@ -319,7 +319,14 @@ vim.cmd('LLooMAccept')
 wait(30000, function() return buffer_text() ~= before end, 'the best beam')
 R.text = buffer_text()
 R.info = vim.fn.execute('LLooMInfo')
-R.mappings = #vim.api.nvim_buf_get_keymap(0, 'n') + #vim.api.nvim_buf_get_keymap(0, 'i')
+-- Nvim 0.11 maps K to vim.lsp.buf.hover() itself for a server with hover: not ours.
+local ours = 0
+for _, mode in ipairs({ 'n', 'i' }) do
+  for _, map in ipairs(vim.api.nvim_buf_get_keymap(0, mode)) do
+    if map.lhs ~= 'K' then ours = ours + 1 end
+  end
+end
+R.mappings = ours
 """
     )
     result = run_nvim(tmp_path, body, story=str(story), url=llama_server_url, cursor=cursor)
