@@ -308,7 +308,8 @@ describe('LLooM in code-server', { timeout: 10 * 60_000 }, () => {
       await leaf.click();
       // The server applies the beam (lloom.accept); the story's tab turns dirty.
       await page.locator('.tabs-container .tab.dirty', { hasText: 'story.txt' }).waitFor();
-      await focusEditorAtEnd();
+      // Not a click: the story's line is now wider than its half of the window.
+      await runCommand('View: Focus First Editor Group');
       const text = await saveAndRead(before);
       assert.ok(text.startsWith(before), `the story is kept: ${JSON.stringify(text)}`);
       const inserted = text.slice(before.length).replace(/\s+/g, ' ').trim();
