@@ -69,7 +69,7 @@ trap 'rm -rf "$build"' EXIT
 
 # The extension as users get it: the .vsix, with the server in bundled/libs.
 (cd "$ext" && PYTHON="$python" bash bundled/build.sh && npm run --silent build &&
-  npx @vscode/vsce package --no-dependencies --out "$build/lloom.vsix" </dev/null >/dev/null)
+  npx @vscode/vsce package --no-dependencies --no-rewrite-relative-links --out "$build/lloom.vsix" </dev/null >/dev/null)
 
 # "Nothing else installed but Python": a bare venv (no pip, no packages) as the only
 # python3 on code-server's PATH, and no lloom-lsp anywhere on that PATH.
