@@ -171,6 +171,13 @@ class WeaveSettings:
         "ranks it below every other finished beam, `drop` removes it, `keep` leaves it.",
         enum=get_args(Repeats),
     )
+    reuse: bool = _setting(
+        True,
+        "Continue without starting over: answer the steps earlier weaves of this document "
+        "already got from memory, so the weave after an accepted beam asks the backend only "
+        "for what is new. Turn it off to ask the model every time (after swapping the model "
+        "behind the same URL, say; Weave Again always asks anew).",
+    )
 
 
 @attrs.frozen

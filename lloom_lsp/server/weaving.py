@@ -265,17 +265,17 @@ class WeaveService:
     ) -> WeaveResult | None:
         backend, limiter = self.backend(settings)
         memory_key = (running.key[0], self._backend_key(settings))
-        if fresh:
+        if fresh or not settings.weave.reuse:
             self._memories.pop(memory_key, None)  # weave anew means ask the model anew
         memory = self._memories.setdefault(memory_key, StepMemory())
-        root = memory.root_for(split_story(story)[0])
+        root = memory.root_for(split_story(story)[0]) if settings.weave.reuse else None
         log.debug(
             "weave of %d characters starts%s",
             len(story),
             f", continuing {len(root.token_ids)} known tokens" if root else "",
         )
         weave = Weave(
-            remembering(backend, memory),
+            remembering(backend, memory) if settings.weave.reuse else backend,
             story,
             settings.weave,
             concurrency=settings.backend.concurrency,

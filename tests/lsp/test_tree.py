@@ -95,8 +95,9 @@ async def test_an_unknown_document_is_named(client: LanguageClient, missing: str
     assert answer["error"] == f"document not open: {missing}"
 
 
+@pytest.mark.parametrize("reuse", [True, False])
 async def test_after_accepting_an_inner_node_the_next_weave_extends_only_the_frontier(
-    client: LanguageClient,
+    client: LanguageClient, reuse: bool
 ) -> None:
     """Continue without starting over: the weave after an accepted beam (the server's
     prefetch) replays what the last weave explored below it and says what that saved."""
@@ -109,6 +110,10 @@ async def test_after_accepting_an_inner_node_the_next_weave_extends_only_the_fro
     def apply_edit(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
         return types.ApplyWorkspaceEditResult(applied=True)
 
+    if not reuse:  # lloom.weave.reuse off: every weave asks the model
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(settings={"lloom": {"weave": {"reuse": False}}})
+        )
     open_doc(client, TEXT)
     answer = await command(client, "lloom.tree", URI, POS)
     inner = max(
@@ -125,7 +130,7 @@ async def test_after_accepting_an_inner_node_the_next_weave_extends_only_the_fro
             break
         await asyncio.sleep(0.01)
     prefetch = next(s for s in statuses[done:] if s.state == "done")
-    assert "tokens reused from the last weave" in prefetch.message, prefetch.message
+    assert ("tokens reused from the last weave" in prefetch.message) is reuse, prefetch.message
 
 
 async def test_a_tree_is_saved_beside_its_document_and_loaded_back(

@@ -81,7 +81,16 @@ CORPUS = Path(__file__).resolve().parents[2] / "lloom_lsp" / "testmodel" / "corp
 #: LLooM's rules, ~10 requests and some hundred ms a weave on the test model, more as the
 #: text grows; maxSuggestions never binds, so the beams do not depend on the order answers
 #: arrive in and the last answer can be compared with a weave asked directly.
-WEAVE = {"strategy": "chain", "maxDepth": 8, "cutoff": 0.1, "maxSuggestions": 1000}
+#: reuse off: the storm types the test model's own corpus, so its greedy path is the text
+#: typed next, and a weave continuing that known path by token ids sends the older story's
+#: text (plus ids), which the proxy would count as a request for an older story.
+WEAVE = {
+    "strategy": "chain",
+    "maxDepth": 8,
+    "cutoff": 0.1,
+    "maxSuggestions": 1000,
+    "reuse": False,
+}
 
 
 def options(url: str) -> dict[str, Any]:

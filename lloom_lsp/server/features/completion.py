@@ -3,7 +3,9 @@
 Completion engines (nvim-cmp, blink.cmp, ``vim.lsp.completion`` with autotrigger, VS Code's
 quick suggestions) ask on every keystroke.  A request the cache cannot answer waits
 ``completion.debounceMs``; a newer request for the same document cancels it, so typing gets
-one weave when it pauses instead of one per keystroke.
+one weave when it pauses instead of one per keystroke.  One whose document changed
+meanwhile is answered empty and incomplete, so the client asks again: weaving the older
+story would cancel the newer one's weave.
 """
 
 from __future__ import annotations
@@ -37,7 +39,13 @@ def register(server: LloomServer) -> None:
                 pending[doc.uri] = this
             try:
                 if settings.completion.debounce_ms:
+                    version = doc.version
                     await asyncio.sleep(settings.completion.debounce_ms / 1000)
+                    now = ls.document(doc.uri)
+                    if now is None or now.version != version:
+                        # typed on meanwhile: weaving the older story would cancel the
+                        # newer one's weave; the client asks again as typing goes on
+                        return types.CompletionList(is_incomplete=True, items=[])
                 result = await ls.weaver.weave(
                     doc.uri, story, settings, progress_token=params.work_done_token
                 )

@@ -159,6 +159,12 @@ return {
     description = "A beam that mostly repeats the story (half its word 4-grams occur there): `demote` ranks it below every other finished beam, `drop` removes it, `keep` leaves it.",
   },
   {
+    key = "lloom.weave.reuse",
+    type = "boolean",
+    default = true,
+    description = "Continue without starting over: answer the steps earlier weaves of this document already got from memory, so the weave after an accepted beam asks the backend only for what is new. Turn it off to ask the model every time (after swapping the model behind the same URL, say; Weave Again always asks anew).",
+  },
+  {
     key = "lloom.story.maxContextChars",
     type = "integer",
     default = 16000,
