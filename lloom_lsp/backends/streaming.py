@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 from httpx_sse import ServerSentEvent
 
+from ..engine.closing import aclose_fully
 from ..engine.source import Continuation, Prompt, Step
 from .base import as_end, end_continuation
 from .errors import BackendProtocolError
@@ -49,9 +50,7 @@ async def closing(iterator: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]
     try:
         yield iterator
     finally:
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await aclose_fully(iterator)  # to the end, even when cancelled again meanwhile
 
 
 class StepStreamer(Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
+from .closing import aclose_fully
 from .source import Prompt, Step, StreamingTokenSource
 
 if TYPE_CHECKING:
@@ -39,7 +40,9 @@ class ChainRequest:
     async def __aexit__(self, *exc: object) -> None:
         try:
             if self._steps is not None:
-                await self._steps.aclose()  # stops the server decoding what we no longer need
+                # stops the server decoding what we no longer need, to the end even when
+                # the weave is cancelled again meanwhile (engine/closing.py)
+                await aclose_fully(self._steps)
         finally:
             if self._held:
                 self._held = False
@@ -61,9 +64,7 @@ class ChainRequest:
                     weave.stats.decoded_tokens += 1
                     yield step
             finally:
-                aclose = getattr(stream, "aclose", None)
-                if aclose is not None:
-                    await aclose()
+                await aclose_fully(stream)
             return
         cont = await weave.answer(self.prompt, self.max_tokens, batched=not self._held)
         self.ended = cont.ended

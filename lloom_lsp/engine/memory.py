@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 from cachetools import LRUCache
 
+from .closing import aclose_fully
 from .source import Continuation, Prompt, Step, StreamingTokenSource, TokenSource, current_usage
 
 __all__ = ["StepMemory", "remembering"]
@@ -176,6 +177,4 @@ class _StreamingRemembering(_Remembering):
                     continue
                 ids, data = (*ids, step.chosen.token_id), data + step.chosen.data
         finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await aclose_fully(stream)
