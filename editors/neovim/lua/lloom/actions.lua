@@ -187,9 +187,9 @@ function M.next_beam(count)
   return true
 end
 
---- The weave result for the cursor, as `lloom.weave` returns it: calls
---- `callback(err, result)` with `{ beams, tree, stats, speedLine, version }`.
-function M.weave_result(callback, options)
+--- Run {command} (`lloom.weave`, `lloom.tree`) with `[uri, cursor, options?]` for the
+--- current buffer's client: calls `callback(err, result, client)`.
+function M.execute_at_cursor(command, callback, options)
   local client, bufnr = ready_client()
   if not client then
     return callback('no ready lloom-lsp client', nil)
@@ -199,10 +199,18 @@ function M.weave_result(callback, options)
   if options then
     table.insert(arguments, options)
   end
-  client_mod.execute(client, 'lloom.weave', arguments, function(err, result)
+  client_mod.execute(client, command, arguments, function(err, result)
+    callback(err, result, client)
+  end, bufnr)
+end
+
+--- The weave result for the cursor, as `lloom.weave` returns it: calls
+--- `callback(err, result)` with `{ beams, tree, stats, speedLine, version }`.
+function M.weave_result(callback, options)
+  M.execute_at_cursor('lloom.weave', function(err, result, client)
     remember(client, result)
     callback(err, result)
-  end, bufnr)
+  end, options)
 end
 
 --- :LLooMCancel — stop the weaves in progress for this buffer (`lloom.cancel`).

@@ -302,16 +302,9 @@ end
 --- with `{ format, version, speedLine, after, tree | text, error? }`.  {options} are
 --- lloom.weave's (`fresh`, `deeper`, `after`) plus `format`.
 function M.tree_result(callback, options)
-  local client, bufnr = actions.ready_client()
-  if not client then
-    return callback('no ready lloom-lsp client', nil)
-  end
-  local pos = position.cursor(client.offset_encoding or 'utf-16')
-  local arguments = { vim.uri_from_bufnr(bufnr), pos }
-  if options then
-    table.insert(arguments, options)
-  end
-  client_mod.execute(client, 'lloom.tree', arguments, callback, bufnr)
+  actions.execute_at_cursor('lloom.tree', function(err, result)
+    callback(err, result)
+  end, options)
 end
 
 return M
