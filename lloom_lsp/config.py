@@ -245,6 +245,18 @@ class WarmupSettings:
 
 
 @attrs.frozen
+class WovenSettings:
+    """The woven text: what the editor shows of the tokens inserted from beams."""
+
+    shading: bool = _setting(
+        True,
+        "Shade woven text by each token's probability (the less probable, the stronger), "
+        "as Tapestry Loom and mikupad do. The server sends the spans in lloom/spans "
+        "notifications only while this is on.",
+    )
+
+
+@attrs.frozen
 class Settings:
     """All of `lloom.*`."""
 
@@ -254,6 +266,7 @@ class Settings:
     inline: InlineSettings = attrs.field(factory=InlineSettings)
     completion: CompletionSettings = attrs.field(factory=CompletionSettings)
     warmup: WarmupSettings = attrs.field(factory=WarmupSettings)
+    woven: WovenSettings = attrs.field(factory=WovenSettings)
 
 
 _GROUPS: dict[str, type] = {
@@ -263,6 +276,7 @@ _GROUPS: dict[str, type] = {
     "inline": InlineSettings,
     "completion": CompletionSettings,
     "warmup": WarmupSettings,
+    "woven": WovenSettings,
 }
 
 

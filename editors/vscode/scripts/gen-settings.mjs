@@ -30,6 +30,7 @@ const GROUP_TITLES = {
   inline: 'Inline Suggestions',
   completion: 'Completion List',
   warmup: 'Warm-up',
+  woven: 'Woven Text',
 };
 
 /*

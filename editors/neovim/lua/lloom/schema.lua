@@ -214,4 +214,10 @@ return {
     default = true,
     description = "After a suggestion is accepted, weave the continuation in the background, so the next request is answered from the cache.",
   },
+  {
+    key = "lloom.woven.shading",
+    type = "boolean",
+    default = true,
+    description = "Shade woven text by each token's probability (the less probable, the stronger), as Tapestry Loom and mikupad do. The server sends the spans in lloom/spans notifications only while this is on.",
+  },
 }
