@@ -112,8 +112,18 @@ class WeaveService:
         digest = hashlib.sha256(story.encode("utf-8", "surrogatepass")).hexdigest()
         return (uri, digest, hash((settings.backend, settings.weave)))
 
-    def cached(self, uri: str, story: str, settings: Settings) -> WeaveResult | None:
-        return self._hit(self.key(uri, story, settings))
+    def cached(
+        self, uri: str, story: str, settings: Settings, *, any_settings: bool = False
+    ) -> WeaveResult | None:
+        """The cached weave of ``story``; with ``any_settings``, when there is none under
+        ``settings``, the last one woven under any (a "weave deeper" or "step N more tokens"
+        weave: what the beams inserted from it were made of)."""
+        key = self.key(uri, story, settings)
+        hit = self._hit(key)
+        if hit is None and any_settings:
+            same = [k for k in reversed(self._cache) if k[:2] == key[:2]]
+            hit = self._hit(same[0]) if same else None
+        return hit
 
     def _hit(self, key: CacheKey) -> WeaveResult | None:
         hit = self._cache.get(key)

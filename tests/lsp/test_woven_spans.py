@@ -314,3 +314,20 @@ async def test_an_inline_item_the_editor_inserts_is_woven_text(client: LanguageC
     last = await hover(client, types.Position(0, len(TEXT) + len(item.insert_text) - 1))
     assert last is not None and last.range is not None
     assert last.range.end == types.Position(0, len(TEXT) + len(item.insert_text))
+
+
+async def test_a_beam_of_an_n_token_weave_is_woven_text(client: LanguageClient) -> None:
+    """"Step N more tokens" and "weave deeper" weave under their own maxDepth: the beam
+    accepted from them still remembers its tokens."""
+    version = _editor(client)
+    open_doc(client, TEXT, version=1)
+    pos = end_of(TEXT)
+    at = {"line": pos.line, "character": pos.character}
+    woven = await command(client, "lloom.weave", URI, at, {"depth": 2})
+    beam = woven["beams"][0]
+    assert len(beam["tokens"]) <= 2
+    assert (await command(client, "lloom.accept", URI, 1, at, beam["insertText"]))["applied"]
+    assert version[0] == 2
+    last = await hover(client, types.Position(0, len(TEXT) + len(beam["insertText"]) - 1))
+    assert last is not None and last.range is not None
+    assert last.range.end == types.Position(0, len(TEXT) + len(beam["insertText"]))

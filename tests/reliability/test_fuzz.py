@@ -56,8 +56,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lsprotocol.converters import get_converter
-from lsprotocol.types import METHOD_TO_TYPES
+from lsprotocol.types import METHOD_TO_TYPES, Range
 
+from lloom_lsp.server.features.shading import SPANS_NOTIFICATION
 from lloom_lsp.server.weaving import STATUS_NOTIFICATION
 
 SERVER = [sys.executable, "-m", "lloom_lsp"]
@@ -385,8 +386,10 @@ class LspProcess:
         """Why ``message`` is not what LSP defines for its method (None: it is)."""
         if "method" in message:
             method = message["method"]
-            if method == STATUS_NOTIFICATION:  # our one documented extension
+            if method == STATUS_NOTIFICATION:  # our documented extensions
                 return _status_violation(message)
+            if method == SPANS_NOTIFICATION:
+                return _spans_violation(message)
             kind = METHOD_TO_TYPES.get(method, (None,))[0]
             if kind is None:
                 return f"a method LSP does not define: {method!r}"
@@ -736,6 +739,32 @@ def _status_violation(message: dict[str, Any]) -> str | None:
         return f"a malformed lloom/status: {json.dumps(message)[:300]}"
     if not isinstance(params["uri"], str) or not isinstance(params["message"], str):
         return f"a malformed lloom/status: {json.dumps(message)[:300]}"
+    return None
+
+
+def _spans_violation(message: dict[str, Any]) -> str | None:
+    """Why a ``lloom/spans`` notification is not what the README documents (None: it is)."""
+    params = message.get("params")
+    bad = f"a malformed lloom/spans: {json.dumps(message)[:300]}"
+    if "id" in message or not isinstance(params, dict):
+        return f"lloom/spans must be a notification with params: {json.dumps(message)[:300]}"
+    if set(params) != {"uri", "version", "spans"} or not isinstance(params["uri"], str):
+        return bad
+    if not (params["version"] is None or type(params["version"]) is int):
+        return bad
+    spans = params["spans"]
+    if not isinstance(spans, list):
+        return bad
+    for span in spans:
+        try:
+            LSP_TYPES.structure(span["range"], Range)
+        except Exception:
+            return bad
+        prob = span.get("prob")
+        if not isinstance(span.get("text"), str) or not isinstance(prob, (int, float)):
+            return bad
+        if not 0 <= prob <= 1:
+            return bad
     return None
 
 

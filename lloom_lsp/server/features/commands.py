@@ -89,7 +89,10 @@ def register(server: LloomServer) -> None:
             woven_tokens(
                 text,
                 lambda done: ls.weaver.cached(
-                    uri, from_lsp_story(doc, position, max_chars, inserted=done), settings
+                    uri,
+                    from_lsp_story(doc, position, max_chars, inserted=done),
+                    settings,
+                    any_settings=True,  # a deeper or N-token weave is cached under its own
                 ),
             ),
         )

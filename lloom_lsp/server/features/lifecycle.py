@@ -8,6 +8,7 @@ from lsprotocol import types
 
 from ..app import LloomServer
 from ..spans import woven_spans
+from . import shading
 
 log = logging.getLogger("lloom_lsp.server.lifecycle")
 
@@ -29,11 +30,13 @@ def register(server: LloomServer) -> None:
         log.info("configuration changed (%s)", "pushed" if pushed else "pull again")
         # validated now, so a bad value is reported at once; only what changed is rebuilt
         await ls.weaver.settings_changed(await ls.settings_for(None))
+        await shading.publish_all(ls)  # lloom.woven.shading may have turned on or off
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: LloomServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.weaver.forget(params.text_document.uri)
         woven_spans(ls).closed(params.text_document.uri)
+        shading.forget(ls, params.text_document.uri)
 
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: LloomServer, params: None) -> None:

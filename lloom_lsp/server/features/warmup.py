@@ -24,6 +24,7 @@ from ..app import LloomServer
 from ..convert import change_end, end_of_document, from_lsp_story, position_after
 from ..spans import woven_spans
 from ..woven import woven_tokens
+from .shading import publish_spans
 
 
 def register(server: LloomServer) -> None:
@@ -40,10 +41,14 @@ def register(server: LloomServer) -> None:
         if doc is None or not params.content_changes:
             return
         # before any await: a hover or code action that follows sees the spans moved
-        accepted = woven_spans(ls).changed(doc, params.content_changes)
+        spans = woven_spans(ls)
+        before = spans.spans(doc.uri)
+        accepted = spans.changed(doc, params.content_changes)
         await _warm_soon(ls, doc, change_end(doc, params.content_changes[-1]))
         if not accepted:
             await _remember_woven(ls, doc, params.content_changes)
+        if before or spans.spans(doc.uri):
+            await publish_spans(ls, doc.uri)  # the shading follows the spans
 
 
 async def _warm_soon(ls: LloomServer, doc: TextDocument, cursor: types.Position) -> None:
@@ -94,6 +99,6 @@ def _cached_after(
 
     def cached(done: str) -> WeaveResult | None:
         story = from_lsp_story(doc, start, max_chars, inserted=fragment + done)
-        return ls.weaver.cached(doc.uri, story, settings)
+        return ls.weaver.cached(doc.uri, story, settings, any_settings=True)
 
     return cached
