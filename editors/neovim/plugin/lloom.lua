@@ -23,14 +23,21 @@ command('LLooMTree', function(args)
 end, { bang = true, desc = "LLooM: show the weave's token tree beside the story" })
 command('LLooMCancel', run('cancel'), { desc = 'LLooM: cancel the weaves in progress' })
 command('LLooMToggle', run('toggle'), { desc = 'LLooM: toggle automatic suggestions' })
+command('LLooMShading', run('shading'), {
+  desc = 'LLooM: toggle shading woven text by probability',
+})
 command('LLooMInfo', run('info'), {
   desc = 'LLooM: client status, settings in force, last speed line',
 })
 
 -- Clients from vim.lsp.enable('lloom') get what setup()'s get in on_attach: the
--- statusline's lloom/status and code actions that weave where :LLooMWeave does.
+-- statusline's lloom/status, the shading's lloom/spans and code actions that weave
+-- where :LLooMWeave does.
 vim.lsp.handlers['lloom/status'] = function(...)
   return require('lloom.client').on_status(...)
+end
+vim.lsp.handlers['lloom/spans'] = function(...)
+  return require('lloom.shading').on_spans(...)
 end
 if vim.fn.has('nvim-0.8') == 1 then
   vim.api.nvim_create_autocmd('LspAttach', {

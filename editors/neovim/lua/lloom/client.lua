@@ -8,7 +8,8 @@
 ---   answers (from each client's own settings), and workspace/didChangeConfiguration
 ---   pushes when they change.  setup()'s live in `state.settings`; a client started by
 ---   vim.lsp.enable('lloom') keeps its own, so a change is merged into each client's.
---- * `lloom/status` (the server's start and end of every weave) feeds the statusline.
+--- * `lloom/status` (the server's start and end of every weave) feeds the statusline;
+---   `lloom/spans` (the woven tokens' probabilities) goes to lloom.shading.
 local config = require('lloom.config')
 
 local api = vim.api
@@ -236,7 +237,12 @@ function M.lsp_config(options, root)
     settings = vim.deepcopy(state.settings),
     init_options = vim.deepcopy(state.settings),
     capabilities = capabilities,
-    handlers = { ['lloom/status'] = M.on_status },
+    handlers = {
+      ['lloom/status'] = M.on_status,
+      ['lloom/spans'] = function(...)
+        return require('lloom.shading').on_spans(...)
+      end,
+    },
     on_attach = on_attach,
     on_exit = function(_, _, client_id)
       state.started[client_id] = nil

@@ -6,7 +6,7 @@
 --- keys.  The parts live in lloom.config (options and validation), lloom.client
 --- (starting and talking to the client on Nvim 0.7+), lloom.position (cursor and LSP
 --- positions), lloom.beams (picker rows), lloom.actions, lloom.tree and
---- lloom.tree_buffer (:LLooMTree) and lloom.inline (0.12+).
+--- lloom.tree_buffer (:LLooMTree), lloom.shading (lloom/spans) and lloom.inline (0.12+).
 --- See :help lloom.
 local actions = require('lloom.actions')
 local client = require('lloom.client')
@@ -62,6 +62,17 @@ M.state = actions.state
 --- e.g. `{ fresh = true }` (:LLooMTree!).
 function M.tree(done, options)
   return require('lloom.tree_buffer').open(done, options)
+end
+
+--- :LLooMShading — turn shading woven text by probability on or off; returns the new value.
+function M.shading()
+  return require('lloom.shading').toggle()
+end
+
+--- The current buffer's woven spans (`lloom.spans`), drawn when shading is on:
+--- `callback(err, result)` with `{ uri, version, spans = { { range, prob, text } } }`.
+function M.spans(callback)
+  return require('lloom.shading').refresh(callback)
 end
 
 --- The `lloom.tree` answer for the cursor: `callback(err, result)`.

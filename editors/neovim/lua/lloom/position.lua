@@ -43,6 +43,37 @@ local function inserting()
   return mode:sub(1, 1) == 'i' or mode:sub(1, 1) == 'R'
 end
 
+--- The byte column in `line` of the LSP `character` (code units of `encoding`); past the
+--- end of the line is its end, and a unit inside a character is that character's start.
+function M.byte_col(line, character, encoding)
+  if encoding == 'utf-8' then
+    return math.min(character, #line)
+  end
+  local units, i = 0, 1
+  while i <= #line do
+    local len = char_bytes(line:byte(i))
+    local width = (encoding == 'utf-16' and len == 4) and 2 or 1
+    if units + width > character then
+      break
+    end
+    units = units + width
+    i = i + len
+  end
+  return i - 1
+end
+
+--- An LSP position in a buffer as Nvim's (0-based row, byte column), clamped to the
+--- buffer: a line past the last is the end of the last.
+function M.from_lsp(bufnr, pos, encoding)
+  local count = api.nvim_buf_line_count(bufnr)
+  if pos.line >= count then
+    local last = api.nvim_buf_get_lines(bufnr, count - 1, count, false)[1] or ''
+    return count - 1, #last
+  end
+  local line = api.nvim_buf_get_lines(bufnr, pos.line, pos.line + 1, false)[1] or ''
+  return pos.line, M.byte_col(line, pos.character, encoding)
+end
+
 --- The weave point in the current window: `{ line, character }` for the client's
 --- encoding, plus the 0-based row and byte column.
 function M.cursor(encoding)
