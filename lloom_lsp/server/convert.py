@@ -40,6 +40,7 @@ __all__ = [
     "from_lsp_story",
     "position_after",
     "to_lsp_branch_action",
+    "to_lsp_branch_offer",
     "to_lsp_code_actions",
     "to_lsp_token_hover",
     "to_lsp_completion_items",
@@ -276,12 +277,21 @@ def to_lsp_branch_action(
 ) -> types.CodeAction:
     """ "Branch here": the woven text in ``replaced`` becomes ``new_text``, which starts
     with ``alternative``'s token and goes on with the best beam woven after it."""
-    label = visible(alternative.text).strip() or visible(alternative.text)
     return types.CodeAction(
-        title=f"Branch here: {label} (p={alternative.prob:.2g})",
+        title=_branch_title(alternative),
         kind=BRANCH_ACTION_KIND,
         edit=_workspace_edit(doc, types.TextEdit(range=replaced, new_text=new_text), versioned),
     )
+
+
+def to_lsp_branch_offer(alternative: Alternative, data: dict[str, Any]) -> types.CodeAction:
+    """ "Branch here" before it is woven: the edit comes with codeAction/resolve."""
+    return types.CodeAction(title=_branch_title(alternative), kind=BRANCH_ACTION_KIND, data=data)
+
+
+def _branch_title(alternative: Alternative) -> str:
+    label = visible(alternative.text).strip() or visible(alternative.text)
+    return f"Branch here: {label} (p={alternative.prob:.2g})"
 
 
 def _workspace_edit(

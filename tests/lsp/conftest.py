@@ -21,11 +21,17 @@ URI = "file:///story/tale.txt"
 
 
 def capabilities(
-    profile: str = "visual-studio-code", *, inline: bool = True, utf8: bool = False
+    profile: str = "visual-studio-code",
+    *,
+    inline: bool = True,
+    utf8: bool = False,
+    resolve: bool = True,
 ) -> types.ClientCapabilities:
     caps = client_capabilities(profile)
     if inline and caps.text_document is not None:
         caps.text_document.inline_completion = types.InlineCompletionClientCapabilities()
+    if not resolve and caps.text_document and caps.text_document.code_action:
+        caps.text_document.code_action.resolve_support = None  # codeAction/resolve: no
     if utf8:
         caps.general = caps.general or types.GeneralClientCapabilities()
         caps.general.position_encodings = [types.PositionEncodingKind.Utf8]

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import URI, end_of, open_doc
+import pytest
+from conftest import EXACT_WEAVE, URI, end_of, lloom_options, open_doc, start
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
 TEXT = "Once upon a time,"
@@ -133,15 +135,52 @@ async def test_an_edit_before_moves_the_spans_and_one_inside_drops_them(
 
 
 async def test_branch_here_offers_the_alternatives_woven_onward(client: LanguageClient) -> None:
+    """A client that resolves edits (VS Code) gets the actions at once, unwoven; only the
+    one it resolves is woven."""
     beam, version = await _accept_best(client)
     inside = types.Position(0, len(TEXT) + 1)
     await _hover_when_there(client, inside)
     auto = await _code_actions(client, inside, types.CodeActionTriggerKind.Automatic)
     assert not [a for a in auto if a.title.startswith("Branch here")]  # never weaves
 
-    actions = await _code_actions(client, inside, types.CodeActionTriggerKind.Invoked)
+    offers = await _code_actions(client, inside, types.CodeActionTriggerKind.Invoked)
+    offers = [a for a in offers if a.title.startswith("Branch here: ")]
+    assert 1 <= len(offers) <= 3
+    assert all(a.edit is None and a.data for a in offers)  # not woven yet
+    branches = [await client.code_action_resolve_async(a) for a in offers]
+    _check_branches(beam, version, branches)
+    await _apply_first_branch(client, version, branches)
+
+
+async def test_branch_here_is_woven_up_front_for_a_client_that_cannot_resolve(
+    bare_client: LanguageClient, llama_server_url: str
+) -> None:
+    """Neovim 0.7 and others without codeAction/resolve: every edit comes with the list."""
+    await start(bare_client, lloom_options(llama_server_url, **EXACT_WEAVE), resolve=False)
+    beam, version = await _accept_best(bare_client)
+    inside = types.Position(0, len(TEXT) + 1)
+    await _hover_when_there(bare_client, inside)
+    actions = await _code_actions(bare_client, inside, types.CodeActionTriggerKind.Invoked)
     branches = [a for a in actions if a.title.startswith("Branch here: ")]
     assert 1 <= len(branches) <= 3
+    _check_branches(beam, version, branches)
+    await _apply_first_branch(bare_client, version, branches)
+
+
+async def test_a_stale_branch_is_refused_when_resolved(client: LanguageClient) -> None:
+    _, version = await _accept_best(client)
+    inside = types.Position(0, len(TEXT) + 1)
+    await _hover_when_there(client, inside)
+    offers = await _code_actions(client, inside, types.CodeActionTriggerKind.Invoked)
+    offer = next(a for a in offers if a.title.startswith("Branch here: "))
+    change(client, version, types.Position(0, 0), types.Position(0, 0), "So. ")
+    with pytest.raises(JsonRpcException, match="document changed"):
+        await client.code_action_resolve_async(offer)
+
+
+def _check_branches(
+    beam: dict[str, Any], version: list[int], branches: list[types.CodeAction]
+) -> None:
     end = types.Position(0, len(TEXT) + len(beam["insertText"]))
     chosen = beam["tokens"][0]["text"]
     for action in branches:
@@ -159,7 +198,12 @@ async def test_branch_here_offers_the_alternatives_woven_onward(client: Language
         assert not edit.new_text.startswith(chosen)
         assert len(edit.new_text) > len(label)  # woven onward
 
-    # the editor applies the first: the branch is woven text, its token the alternative
+
+async def _apply_first_branch(
+    client: LanguageClient, version: list[int], branches: list[types.CodeAction]
+) -> None:
+    """The editor applies the first: the branch is woven text, its token the alternative."""
+    inside = types.Position(0, len(TEXT) + 1)
     edit = branches[0].edit.document_changes[0].edits[0]  # type: ignore[union-attr,index]
     assert isinstance(edit, types.TextEdit)
     change(client, version, edit.range.start, edit.range.end, edit.new_text)
@@ -317,7 +361,7 @@ async def test_an_inline_item_the_editor_inserts_is_woven_text(client: LanguageC
 
 
 async def test_a_beam_of_an_n_token_weave_is_woven_text(client: LanguageClient) -> None:
-    """"Step N more tokens" and "weave deeper" weave under their own maxDepth: the beam
+    """ "Step N more tokens" and "weave deeper" weave under their own maxDepth: the beam
     accepted from them still remembers its tokens."""
     version = _editor(client)
     open_doc(client, TEXT, version=1)

@@ -7,15 +7,20 @@ request (Invoked) weaves.
 
 "Branch here" replaces the woven text from the token to the end of its run (the woven
 tokens that follow it without a gap) with the alternative, woven onward: the best beam
-of a weave of the story up to the token plus the alternative.  One weave per
-alternative, one after the other (a document's new weave cancels its previous one).
+of a weave of the story up to the token plus the alternative.  A client that resolves
+code actions' edits (``codeAction/resolve``, VS Code and Neovim 0.10+) gets the actions at
+once and only the one the writer picks is woven; any other gets them woven up front, one
+weave per alternative, one after the other (a document's new weave cancels its previous
+one).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import attrs
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
 
 from ...engine import heal_whitespace
 from ..app import LloomServer
@@ -24,10 +29,11 @@ from ..convert import (
     CODE_ACTION_KIND,
     from_lsp_story,
     to_lsp_branch_action,
+    to_lsp_branch_offer,
     to_lsp_code_actions,
 )
-from ..spans import woven_spans
-from ..woven import branch_tokens
+from ..spans import TokenSpan, woven_spans
+from ..woven import Alternative, branch_tokens
 
 #: Alternatives offered as "Branch here" actions at one token, at most.
 MAX_BRANCHES = 3
@@ -36,7 +42,9 @@ MAX_BRANCHES = 3
 def register(server: LloomServer) -> None:
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
-        types.CodeActionOptions(code_action_kinds=[CODE_ACTION_KIND, BRANCH_ACTION_KIND]),
+        types.CodeActionOptions(
+            code_action_kinds=[CODE_ACTION_KIND, BRANCH_ACTION_KIND], resolve_provider=True
+        ),
     )
     async def code_action(
         ls: LloomServer, params: types.CodeActionParams
@@ -63,43 +71,102 @@ def register(server: LloomServer) -> None:
             actions += await _branches(ls, doc.uri, params.range.start)
         return actions
 
+    @server.feature(types.CODE_ACTION_RESOLVE)
+    async def code_action_resolve(ls: LloomServer, action: types.CodeAction) -> types.CodeAction:
+        return await resolve_branch(ls, action)
+
 
 async def _branches(ls: LloomServer, uri: str, position: types.Position) -> list[types.CodeAction]:
-    """ "Branch here" at the woven token under the cursor, one per alternative."""
+    """ "Branch here" at the woven token under the cursor, one per alternative: woven now,
+    or (a client that resolves edits) when the writer picks one."""
     spans = woven_spans(ls)
     span = spans.near(uri, position)
     doc = ls.document(uri)
     if span is None or doc is None:
         return []
-    settings = await ls.settings_for(uri)
+    lazy = _resolves_edits(ls)
     version = doc.version
+    actions: list[types.CodeAction] = []
+    for index, alternative in enumerate(span.alternatives):
+        if alternative.chosen or alternative.is_end:
+            continue
+        if len(actions) == MAX_BRANCHES:
+            break
+        if lazy:
+            data = {"uri": uri, "version": version, "at": [span.start[0], span.start[1]]}
+            actions.append(to_lsp_branch_offer(alternative, {**data, "alternative": index}))
+            continue
+        action = await _branch(ls, uri, span, alternative)
+        if doc.version != version:
+            return []  # the writer went on: these edits would land in the wrong place
+        if action is not None:
+            actions.append(action)
+    return actions
+
+
+async def _branch(
+    ls: LloomServer, uri: str, span: TokenSpan, alternative: Alternative
+) -> types.CodeAction | None:
+    """The "Branch here" action for ``alternative`` at ``span``, woven onward, with its
+    edit; None where the alternative heals to nothing."""
+    spans = woven_spans(ls)
+    doc = ls.document(uri)
+    if doc is None:
+        return None
+    settings = await ls.settings_for(uri)
     replaced = types.Range(span.range.start, spans.run_end(uri, span))
     before = from_lsp_story(doc, replaced.start, settings.story.max_context_chars)
     held = before[len(before.rstrip(" \t")) :]
-    actions = []
-    for alternative in [a for a in span.alternatives if not a.chosen and not a.is_end][
-        :MAX_BRANCHES
-    ]:
-        start = heal_whitespace(held, alternative.text)
-        if not start:
-            continue
-        result = await ls.weaver.weave(uri, before + start, settings)
-        if doc.version != version:
-            return []  # the writer went on: these edits would land in the wrong place
-        best = result.beams[0] if result and result.beams else None
-        new_text = start + (best.insert_text if best else "")
-        # applied, the branch is woven text too
-        spans.expect(
-            doc,
-            replaced.start,
-            new_text,
-            branch_tokens(span.alternatives, alternative, start, result, best),
-            one_of=True,
-        )
-        actions.append(
-            to_lsp_branch_action(doc, replaced, alternative, new_text, versioned=_versioned(ls))
-        )
-    return actions
+    start = heal_whitespace(held, alternative.text)
+    if not start:
+        return None
+    result = await ls.weaver.weave(uri, before + start, settings)
+    best = result.beams[0] if result and result.beams else None
+    new_text = start + (best.insert_text if best else "")
+    # applied, the branch is woven text too
+    spans.expect(
+        doc,
+        replaced.start,
+        new_text,
+        branch_tokens(span.alternatives, alternative, start, result, best),
+        one_of=True,
+    )
+    return to_lsp_branch_action(doc, replaced, alternative, new_text, versioned=_versioned(ls))
+
+
+async def resolve_branch(ls: LloomServer, action: types.CodeAction) -> types.CodeAction:
+    """codeAction/resolve of a "Branch here" offer: weave its alternative onward now.  A
+    document changed since the offer, or a token edited away, is refused with an error
+    that says so (the edit would land in the wrong place)."""
+    data = action.data if isinstance(action.data, dict) else None
+    if action.edit is not None or data is None or action.kind != BRANCH_ACTION_KIND:
+        return action  # nothing of ours to resolve
+    try:
+        uri, version = str(data["uri"]), data["version"]
+        at = (int(data["at"][0]), int(data["at"][1]))
+        index = int(data["alternative"])
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise JsonRpcInvalidParams(f"Branch here: unreadable action data ({exc!r})") from exc
+    doc = ls.document(uri)
+    if doc is None or doc.version != version:
+        raise JsonRpcInvalidRequest("Branch here: the document changed since; ask again")
+    span = woven_spans(ls).at(uri, types.Position(*at))
+    if span is None or span.start != at or not 0 <= index < len(span.alternatives):
+        raise JsonRpcInvalidRequest("Branch here: that token is no longer woven; ask again")
+    resolved = await _branch(ls, uri, span, span.alternatives[index])
+    if doc.version != version:
+        raise JsonRpcInvalidRequest("Branch here: the document changed while weaving")
+    if resolved is None:
+        raise JsonRpcInvalidRequest("Branch here: that alternative is only whitespace here")
+    return attrs.evolve(resolved, data=action.data)
+
+
+def _resolves_edits(ls: LloomServer) -> bool:
+    """Whether the client fills in a code action's edit with codeAction/resolve."""
+    text = ls.client_capabilities.text_document
+    code_action = text.code_action if text else None
+    support = code_action.resolve_support if code_action else None
+    return bool(support and "edit" in support.properties)
 
 
 def _wanted(kind: types.CodeActionKind, only: Sequence[types.CodeActionKind | str] | None) -> bool:
