@@ -98,6 +98,8 @@ STRATEGIES = {
     "best c4": ("best", 4),
 }
 RTTS = (0, 20)
+#: The language server probe weaves with the default strategy.
+LSP_STRATEGY = WeaveSettings().strategy
 #: The bigram model's slots are capped at its training context, 4,096 tokens, and its
 #: 512-token vocabulary spends about 2 characters a token: its long story is the last 7,000.
 BIGRAM_LONG_CHARS = 7000
@@ -233,13 +235,15 @@ def progress(row: dict[str, Any]) -> None:
 
 
 async def lsp_round(url: str, base: str, repeat: int) -> dict[str, Any]:
-    """The same warm weave through the language server and directly in this process."""
+    """The same warm weave through the language server and directly in this process, with
+    the default strategy (``best``)."""
     story = draft(base)
+    settings = attrs.evolve(SETTINGS, strategy=LSP_STRATEGY)
     options = {
         "lloom": {
             "backend": {"url": url, "type": "llamacpp", "concurrency": 4, "timeoutSeconds": 600},
             "weave": {
-                "strategy": "chain",
+                "strategy": LSP_STRATEGY,
                 "cutoff": SETTINGS.cutoff,
                 "maxSuggestions": SETTINGS.max_suggestions,
                 "maxDepth": SETTINGS.max_depth,
@@ -271,7 +275,7 @@ async def lsp_round(url: str, base: str, repeat: int) -> dict[str, Any]:
                 lsp.append(wall)
                 items.append(n)
                 direct = f"{story} He counted {i + 2} gulls on the rail."
-                result = await Weave(backend, direct, SETTINGS, concurrency=4).run()
+                result = await Weave(backend, direct, settings, concurrency=4).run()
                 cli.append(result.stats.elapsed)
                 beams.append(len(result.beams))
                 print(f"  lsp {wall:.2f}s, in-process {cli[-1]:.2f}s", file=sys.stderr)
@@ -279,6 +283,7 @@ async def lsp_round(url: str, base: str, repeat: int) -> dict[str, Any]:
     finally:
         await backend.aclose()
     return {
+        "strategy": LSP_STRATEGY,
         "lsp_s": median(lsp),
         "cli_s": median(cli),
         "lsp_runs": lsp,
@@ -320,6 +325,9 @@ def targets(rows: list[dict[str, Any]], lsp: dict[str, Any] | None) -> list[list
         ["short warm: chain wall / token c1 wall", real("short", "warm", "chain c4"), real("short", "warm", "token c1"), 1 / 3],  # noqa: E501
         ["long warm: best wall / warm floor", real("long", "warm", "best c4"), real("long", "warm", "floor"), 3],  # noqa: E501
         ["long warm: best first beam / warm floor", real("long", "warm", "best c4", "first"), real("long", "warm", "floor"), 1.5],  # noqa: E501
+        ["long cold: best wall / cold floor", real("long", "cold", "best c4"), real("long", "cold", "floor"), 1.5],  # noqa: E501
+        ["short cold: best wall / token c1 wall", real("short", "cold", "best c4"), real("short", "cold", "token c1"), 1 / 3],  # noqa: E501
+        ["short warm: best wall / token c1 wall", real("short", "warm", "best c4"), real("short", "warm", "token c1"), 1 / 3],  # noqa: E501
     ]  # fmt: skip
     if lsp is not None:
         out.append(
@@ -331,20 +339,22 @@ def targets(rows: list[dict[str, Any]], lsp: dict[str, Any] | None) -> list[list
 
 
 def bigram_targets(rows: list[dict[str, Any]]) -> list[list[Any]]:
-    """Bigram model at 20 ms: chain c4 over token c4 and token c1, requests and wall."""
+    """Bigram model at 20 ms: chain c4 and best c4 (the default) over token c4 and token c1,
+    requests and wall."""
     out = []
-    for story in ("short", "long"):
-        for cache in ("cold", "warm"):
-            line: list[Any] = [story, cache]
-            for c in ("c4", "c1"):
-                for f in ("requests", "wall"):
-                    a = _get(rows, "bigram", story, cache, "chain c4", 20, f=f)
-                    line.append(
-                        _ratio(a, _get(rows, "bigram", story, cache, f"token {c}", 20, f=f))
-                    )
-            values = [v for v in line[2:] if v is not None]
-            line.append(_met(max(values), 0.25) if values else "-")
-            out.append(line)
+    for strategy in ("chain c4", "best c4"):
+        for story in ("short", "long"):
+            for cache in ("cold", "warm"):
+                line: list[Any] = [strategy, story, cache]
+                for c in ("c4", "c1"):
+                    for f in ("requests", "wall"):
+                        a = _get(rows, "bigram", story, cache, strategy, 20, f=f)
+                        line.append(
+                            _ratio(a, _get(rows, "bigram", story, cache, f"token {c}", 20, f=f))
+                        )
+                values = [v for v in line[3:] if v is not None]
+                line.append(_met(max(values), 0.25) if values else "-")
+                out.append(line)
     return out
 
 
