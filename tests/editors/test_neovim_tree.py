@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_neovim import SETUP, STORY, run_nvim
+from test_neovim import SETUP, STORY, expected_beams, run_nvim
 
 #: A node's line: indent (two spaces a level), the bar, the probability, the token as a
 #: JSON string, and where a beam ended.
@@ -288,6 +288,80 @@ R.text = story_text()
     assert result["back"] == result["first"] == result["direct"]["tree"]
     assert result["in_story"] and result["windows"] == 2 and result["same_buf"]
     assert result["text"] == STORY + inner["insertText"]  # `a` inserts an inner node too
+
+
+def depths(node: dict[str, Any], depth: int = 0) -> list[int]:
+    """The depth (tokens below the root) of every leaf."""
+    if not node["children"]:
+        return [depth]
+    return [d for child in node["children"] for d in depths(child, depth + 1)]
+
+
+def test_s_steps_n_more_tokens_from_a_node(
+    tmp_path: Path, story: Path, llama_server_url: str
+) -> None:
+    body = (
+        OPEN_TREE
+        + """
+R.statusline = vim.api.nvim_win_get_option(0, 'statusline')
+R.inner = view().layout.nodes[2]
+local first_tree = view().tree
+press(2, '2s')
+wait(30000, function() return view().tree ~= first_tree end, 'the tree 2 tokens on')
+R.two = { tree = view().tree, after = view().after }
+R.two.lines = vim.api.nvim_buf_line_count(0)
+local second_tree = view().tree
+press(1, 's')
+wait(30000, function() return view().tree ~= second_tree end, 'the tree 4 tokens on')
+R.four = { tree = view().tree, after = view().after }
+press(1, '\\\\<BS>')
+wait(30000, function() return view().depth == 2 end, 'back to the 2-token tree')
+R.back = { after = view().after, depth = view().depth, history = #view().history }
+"""
+    )
+    result = run_nvim(tmp_path, body, story=str(story), url=llama_server_url)
+
+    assert "[N]s step N tokens" in result["statusline"]
+    inner, two, four = result["inner"], result["two"], result["four"]
+    assert inner["insertText"] and two["after"] == inner["insertText"]
+    assert two["tree"]["prompt"].endswith(inner["path"])
+    assert max(depths(two["tree"]["root"])) == 2 and two["lines"] == len(
+        preorder(two["tree"]["root"])
+    )
+    # From the root of the stepped tree, `s` without a count: 4 more tokens after the node.
+    assert four["after"] == inner["insertText"]
+    assert max(depths(four["tree"]["root"])) == 4
+    # <BS> weaves the tree before again, 2 tokens deep.  (Its tree may hold the 4 tokens
+    # just woven for the same story: the server's step memory keeps what it explored.)
+    assert result["back"] == {"after": inner["insertText"], "depth": 2, "history": 1}
+
+
+@pytest.mark.parametrize(("count", "depth"), [("3", 3), ("", 4)])
+def test_step_weaves_beams_of_count_tokens(
+    tmp_path: Path, story: Path, llama_server_url: str, count: str, depth: int
+) -> None:
+    body = (
+        SETUP
+        + """
+open_story()
+vim.ui.select = function(items, opts, on_choice)
+  R.beams = vim.tbl_map(function(item) return item.beam end, items)
+  on_choice(items[2], 2)
+end
+local before = buffer_text()
+vim.cmd(P.count .. 'LLooMStep')
+wait(30000, function() return R.beams ~= nil and buffer_text() ~= before end, 'the beam picked')
+R.text = buffer_text()
+"""
+    )
+    result = run_nvim(tmp_path, body, story=str(story), url=llama_server_url, count=count)
+
+    expected = expected_beams(llama_server_url, max_depth=depth)
+    beams = result["beams"]
+    assert [b["insertText"] for b in beams] == [b.insert_text for b in expected]
+    assert max(len(b["tokens"]) for b in beams) == depth
+    assert all(len(b["tokens"]) <= depth for b in beams)
+    assert result["text"] == STORY + beams[1]["insertText"]
 
 
 @pytest.fixture

@@ -18,6 +18,9 @@ command('LLooMNext', run('next_beam'), {
   count = true,
   desc = 'LLooM: replace the beam just inserted with the next one',
 })
+command('LLooMStep', function(args)
+  require('lloom').step(args.count > 0 and args.count or nil)
+end, { count = true, desc = 'LLooM: weave [count] (default 4) tokens at the cursor, pick a beam' })
 command('LLooMTree', function(args)
   require('lloom').tree(nil, args.bang and { fresh = true } or nil)
 end, { bang = true, desc = "LLooM: show the weave's token tree beside the story" })

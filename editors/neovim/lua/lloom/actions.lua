@@ -47,8 +47,8 @@ local REQUEST_CANCELLED = -32800
 --- Weave at the cursor through `lloom.weave`, with `$/progress` under a token of our
 --- own (so :LLooMAccept and :LLooMWeave show progress in any progress UI) and an
 --- echo while it runs.  `done(result, at)` runs with a result that has beams; `at` is
---- where it was woven.
-local function weave_here(client, bufnr, what, done)
+--- where it was woven.  `options`: lloom.weave's (`depth`, `after`, `fresh`, `deeper`).
+local function weave_here(client, bufnr, what, done, options)
   local encoding = client.offset_encoding or 'utf-16'
   local pos, row, col = position.cursor(encoding)
   local at = {
@@ -62,7 +62,7 @@ local function weave_here(client, bufnr, what, done)
   progress_count = progress_count + 1
   local params = {
     command = 'lloom.weave',
-    arguments = { at.uri, pos },
+    arguments = { at.uri, pos, options },
     workDoneToken = 'lloom-' .. what .. '-' .. progress_count,
   }
   api.nvim_echo({ { 'LLooM: weaving…' } }, false, {})
@@ -125,7 +125,8 @@ end
 --- score, its label and each token's probability through vim.ui.select, and insert
 --- the chosen one.  The same beams as vim.lsp.buf.code_action(): both weave at the
 --- same spot (lloom.position), and the server keeps the weave for that story.
-function M.weave()
+--- `options`: lloom.weave's.
+function M.weave(options)
   local client, bufnr = ready_client()
   if not client then
     return
@@ -141,7 +142,15 @@ function M.weave()
         insert_beam(client, at, result, index or 1)
       end
     end)
-  end)
+  end, type(options) == 'table' and options or nil)
+end
+
+--- How many tokens :LLooMStep weaves without a count.
+M.STEP = 4
+
+--- :[N]LLooMStep — :LLooMWeave with beams `count` tokens long (default M.STEP).
+function M.step(count)
+  M.weave({ depth = count or M.STEP })
 end
 
 --- :LLooMAccept — insert the best beam of the weave at the cursor.  The server keeps

@@ -47,6 +47,7 @@ function M.client(bufnr)
 end
 
 M.weave = actions.weave
+M.step = actions.step
 M.accept = actions.accept
 M.next_beam = actions.next_beam
 M.info = actions.info

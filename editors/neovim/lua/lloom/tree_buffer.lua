@@ -2,7 +2,10 @@
 --- story: one line per node (lloom.tree lays them out), folded by branch.  <CR> on a
 --- leaf inserts its beam into the story through `lloom.accept`, at the place and
 --- document version the tree was woven for; <CR> on an inner node weaves on from it
---- (`lloom.tree` with `after` = the node's text) and shows that tree in its place.
+--- (`lloom.tree` with `after` = the node's text) and shows that tree in its place; `s`
+--- steps [count] (default 4) tokens on from a node (`after` and `depth`).  A tree
+--- loaded from its file (:LLooMLoadTree, lloom.tree_file) is a view with `loaded`, whose
+--- place is checked against the story before anything is inserted or woven there.
 local actions = require('lloom.actions')
 local client_mod = require('lloom.client')
 local layout = require('lloom.tree')
@@ -17,8 +20,16 @@ local REQUEST_CANCELLED = -32800
 
 local FOLDEXPR = 'get(b:lloom_tree_folds,v:lnum-1,0)'
 
---- Tree buffer -> its view: `{ bufnr, win, client_id, at, version, after, tree,
---- layout, history, ticket }`; `at` is where the story was woven (as in lloom.actions).
+--- The tree window's statusline: its keys.
+M.HELP = '<CR> insert leaf / weave on   [N]s step N tokens   w weave on   a insert   '
+  .. '<BS> back   r again   q close'
+
+--- How many tokens `s` steps on without a count.
+M.STEP = 4
+
+--- Tree buffer -> its view: `{ bufnr, win, client_id, at, version, after, depth, tree,
+--- layout, history, ticket, loaded }`; `at` is where the story was woven (as in
+--- lloom.actions), `history` the `{ after, depth }` of the trees <BS> goes back to.
 M.views = {}
 
 local progress_count = 0
@@ -91,6 +102,7 @@ local function open_window(view, story_win)
     -- window opened would take.
     vim.cmd('setlocal foldmethod=expr foldexpr=' .. FOLDEXPR .. ' foldlevel=99 foldenable')
     vim.cmd('setlocal nowrap nonumber norelativenumber nolist nospell cursorline')
+    vim.cmd('setlocal statusline=' .. vim.fn.escape(M.HELP, ' \\|"'))
   end)
   view.bufnr, view.win = bufnr, win
   M.views[bufnr] = view
@@ -109,6 +121,9 @@ local function open_window(view, story_win)
   map('<CR>', M.choose, 'insert a leaf, or weave on from an inner node')
   map('a', M.accept, 'insert the beam up to this node')
   map('w', M.weave_from, 'weave on from this node')
+  map('s', function(view)
+    M.step(view, vim.v.count > 0 and vim.v.count or nil)
+  end, 'weave [count] (default 4) more tokens from this node')
   map('<BS>', M.back, 'back to the tree before the last weave from a node')
   map('r', M.weave_again, 'weave this tree again, anew')
   map('q', M.close, 'close')
@@ -135,11 +150,33 @@ local function show(view, result)
   end
 end
 
---- Weave the view's tree at its place with `options` and show it; `shown()` after.
-local function reweave(view, options, shown)
+--- The client of a view, running; or nil, after telling why.
+local function view_client(view)
   local client = view and vim.lsp.get_client_by_id(view.client_id)
   if not client_mod.is_running(client) then
     actions.notify('the lloom-lsp client of this tree has stopped', vim.log.levels.WARN)
+    return nil
+  end
+  return client
+end
+
+--- For a loaded tree, whether the story still reads as it did where it was saved (the
+--- version to accept at, from now); a live tree's own version.  nil after telling why.
+local function version_now(view)
+  if not view.loaded then
+    return view.version, true
+  end
+  local version, why = require('lloom.tree_file').version_now(view)
+  if version == nil then
+    actions.notify(why, vim.log.levels.WARN)
+  end
+  return version, version ~= nil
+end
+
+--- Weave the view's tree at its place with `options` and show it; `shown()` after.
+local function reweave(view, options, shown)
+  local client = view_client(view)
+  if not client or not select(2, version_now(view)) then
     return
   end
   view.ticket = view.ticket + 1
@@ -149,6 +186,8 @@ local function reweave(view, options, shown)
       if shown then
         shown()
       end
+      view.loaded = nil -- woven now: a live tree, for the version it was woven at
+      view.depth = options.depth
       show(view, result)
     end
   end)
@@ -185,23 +224,35 @@ function M.open(done, options)
   local at = { bufnr = bufnr, uri = vim.uri_from_bufnr(bufnr), pos = pos, row = row, col = col }
   local story_win = api.nvim_get_current_win()
   request_tree(client, at, options, function(result)
-    local view = view_of_story(bufnr)
-    if view then
-      view.ticket = view.ticket + 1 -- an answer still coming for the old place is stale
-      api.nvim_set_current_win(view.win)
-    else
-      view = { ticket = 0 }
-      if not api.nvim_win_is_valid(story_win) then
-        story_win = api.nvim_get_current_win()
-      end
-      open_window(view, story_win)
-    end
-    view.client_id, view.at, view.history = client.id, at, {}
-    show(view, result)
+    local view = M.present(client, at, story_win, result)
     if done then
       done(view)
     end
   end)
+end
+
+--- Show `result` (a lloom.tree json answer, or a loaded one with `loaded`) for the story
+--- place `at`: in the story's tree window, else a new one beside `story_win`.  Returns
+--- the view.
+function M.present(client, at, story_win, result, loaded)
+  local view = view_of_story(at.bufnr)
+  if view then
+    view.ticket = view.ticket + 1 -- an answer still coming for the old place is stale
+    api.nvim_set_current_win(view.win)
+  else
+    view = { ticket = 0 }
+    if not api.nvim_win_is_valid(story_win) then
+      story_win = api.nvim_get_current_win()
+    end
+    open_window(view, story_win)
+  end
+  view.client_id, view.at, view.history, view.depth = client.id, at, {}, nil
+  show(view, result)
+  view.loaded = loaded
+  if loaded then
+    view.version = nil -- known only once the story is checked
+  end
+  return view
 end
 
 --- Insert the beam that ends at the node under the cursor into the story (lloom.accept,
@@ -217,13 +268,13 @@ function M.accept(view)
     actions.notify('nothing to insert at the story itself', vim.log.levels.WARN)
     return
   end
-  local client = vim.lsp.get_client_by_id(view.client_id)
-  if not client_mod.is_running(client) then
-    actions.notify('the lloom-lsp client of this tree has stopped', vim.log.levels.WARN)
+  local client = view_client(view)
+  local version, ok = version_now(view)
+  if not client or not ok then
     return
   end
   local at = view.at
-  local args = { at.uri, view.version, at.pos, text }
+  local args = { at.uri, version, at.pos, text }
   client_mod.execute(client, 'lloom.accept', args, function(err, answer)
     if err or type(answer) ~= 'table' then
       actions.notify('accept failed: ' .. tostring(err and err.message), vim.log.levels.ERROR)
@@ -240,17 +291,29 @@ function M.accept(view)
   end, at.bufnr)
 end
 
---- Weave on from the node under the cursor: the story plus the node's text, and show
---- that tree (its leaves then insert the node's text too).  <BS> goes back.
-function M.weave_from(view)
+--- Weave on from the node under the cursor, beams `depth` tokens long (nil: the
+--- settings' maxDepth), and show that tree.  <BS> goes back.
+local function weave_on(view, depth)
   local node = node_here(view)
   if not node then
     return
   end
-  local previous = view.after
-  reweave(view, { after = node.insertText or '' }, function()
+  local previous = { after = view.after, depth = view.depth }
+  reweave(view, { after = node.insertText or '', depth = depth }, function()
     table.insert(view.history, previous)
   end)
+end
+
+--- Weave on from the node under the cursor: the story plus the node's text, and show
+--- that tree (its leaves then insert the node's text too).  <BS> goes back.
+function M.weave_from(view)
+  weave_on(view, nil)
+end
+
+--- `s`: weave `count` (default M.STEP) more tokens from the node under the cursor (the
+--- story plus the node's text, beams that many tokens long), and show that tree.
+function M.step(view, count)
+  weave_on(view, count or M.STEP)
 end
 
 --- <CR>: insert a leaf, weave on from an inner node.
@@ -268,8 +331,8 @@ function M.back(view)
     actions.notify('no earlier tree', vim.log.levels.INFO)
     return
   end
-  local after = view.history[#view.history]
-  reweave(view, { after = after }, function()
+  local previous = view.history[#view.history]
+  reweave(view, { after = previous.after, depth = previous.depth }, function()
     table.remove(view.history)
   end)
 end
@@ -277,7 +340,7 @@ end
 --- Weave the tree shown again, anew (`fresh`); `done(view)` runs once it is shown.
 function M.weave_again(view, done)
   if view then
-    reweave(view, { after = view.after, fresh = true }, done and function()
+    reweave(view, { after = view.after, depth = view.depth, fresh = true }, done and function()
       vim.schedule(function()
         done(view)
       end)
