@@ -29,6 +29,12 @@ command('LLooMToggle', run('toggle'), { desc = 'LLooM: toggle automatic suggesti
 command('LLooMShading', run('shading'), {
   desc = 'LLooM: toggle shading woven text by probability',
 })
+command('LLooMSaveTree', run('save_tree'), {
+  desc = 'LLooM: save the tree of the weave at the cursor beside the file',
+})
+command('LLooMLoadTree', run('load_tree'), {
+  desc = 'LLooM: show the tree saved beside the file',
+})
 command('LLooMInfo', run('info'), {
   desc = 'LLooM: client status, settings in force, last speed line',
 })

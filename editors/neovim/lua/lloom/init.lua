@@ -6,7 +6,8 @@
 --- keys.  The parts live in lloom.config (options and validation), lloom.client
 --- (starting and talking to the client on Nvim 0.7+), lloom.position (cursor and LSP
 --- positions), lloom.beams (picker rows), lloom.actions, lloom.tree and
---- lloom.tree_buffer (:LLooMTree), lloom.shading (lloom/spans) and lloom.inline (0.12+).
+--- lloom.tree_buffer (:LLooMTree), lloom.tree_file (:LLooMSaveTree, :LLooMLoadTree),
+--- lloom.shading (lloom/spans) and lloom.inline (0.12+).
 --- See :help lloom.
 local actions = require('lloom.actions')
 local client = require('lloom.client')
@@ -63,6 +64,17 @@ M.state = actions.state
 --- e.g. `{ fresh = true }` (:LLooMTree!).
 function M.tree(done, options)
   return require('lloom.tree_buffer').open(done, options)
+end
+
+--- :LLooMSaveTree — save the tree of the weave at the cursor beside the file
+--- (`<file>.lloom.json`); `done(err, result)` with `{ path, nodes }`.
+function M.save_tree(done)
+  return require('lloom.tree_file').save(done)
+end
+
+--- :LLooMLoadTree — show the tree saved beside the file; `done(view)` once shown.
+function M.load_tree(done)
+  return require('lloom.tree_file').load(done)
 end
 
 --- :LLooMShading — turn shading woven text by probability on or off; returns the new value.
