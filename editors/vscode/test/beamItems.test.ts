@@ -2,7 +2,19 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { bar, beamText, escapeIcons, nextWeaveOptions, percent, pickTitle, toBeamItems, visible } from '../src/core/beamItems';
+import {
+  DEFAULT_STEPS,
+  bar,
+  beamText,
+  escapeIcons,
+  nextWeaveOptions,
+  parseSteps,
+  percent,
+  pickTitle,
+  stepsProblem,
+  toBeamItems,
+  visible,
+} from '../src/core/beamItems';
 import type { WeaveBeam } from '../src/core/protocol';
 
 function beam(text: string, score: number, extra: Partial<WeaveBeam> = {}): WeaveBeam {
@@ -135,6 +147,37 @@ describe('nextWeaveOptions', () => {
     assert.deepEqual(nextWeaveOptions('deeper', fromBeam), { deeper: true, after: ' there' });
     // A beam of that weave already starts with ` there`.
     assert.deepEqual(nextWeaveOptions('from', fromBeam, beam(' there was', 1)), { after: ' there was' });
+  });
+
+  it('steps N more tokens on a beam: after its text, beams N tokens long', () => {
+    assert.deepEqual(nextWeaveOptions('stepMore', {}, picked, 4), { after: ' there was a girl', depth: 4 });
+    // From a list that was itself woven after a beam: the row's text already holds it.
+    assert.deepEqual(nextWeaveOptions('stepMore', { after: ' there' }, beam(' there was', 1), 64), {
+      after: ' there was',
+      depth: 64,
+    });
+  });
+
+  it('steps from the healed text the row inserts, not the raw model text', () => {
+    const healed = beam(' there', 1, { insertText: 'there' });
+    assert.deepEqual(nextWeaveOptions('stepMore', {}, healed, 2), { after: 'there', depth: 2 });
+  });
+});
+
+describe('the number of tokens to step on', () => {
+  it('takes a whole number from 1 to 64, spaces around it allowed', () => {
+    assert.equal(DEFAULT_STEPS, 4);
+    for (const [text, steps] of [['1', 1], ['4', 4], [' 16 ', 16], ['64', 64]] as const) {
+      assert.equal(stepsProblem(text), undefined, text);
+      assert.equal(parseSteps(text), steps, text);
+    }
+  });
+
+  it('says what is wrong with anything else, and parses it to nothing', () => {
+    for (const text of ['', '0', '65', '1000', '-3', '2.5', '1e2', 'four', '0x10', '4 tokens']) {
+      assert.match(stepsProblem(text) ?? '', /1 to 64/, text);
+      assert.equal(parseSteps(text), undefined, text);
+    }
   });
 });
 

@@ -124,6 +124,15 @@ describe('weave options', () => {
     ]);
   });
 
+  it('sends depth with after: Step N More Tokens', () => {
+    const pos = { line: 0, character: 3 };
+    assert.deepEqual(weaveArguments('file:///a.txt', pos, { after: ' the', depth: 8 }), [
+      'file:///a.txt',
+      pos,
+      { after: ' the', depth: 8 },
+    ]);
+  });
+
   it('leaves the options out when none is set, as older servers take two arguments', () => {
     const pos = { line: 0, character: 0 };
     assert.equal(weaveArguments('file:///a.txt', pos, {}).length, 2);

@@ -79,25 +79,46 @@ export function toBeamItems(beams: readonly WeaveBeam[], width = 10): BeamItem[]
 
 /**
  * The QuickPick's other answers: weave again afresh (the cached beams would be the same),
- * weave deeper, or weave from a beam not inserted yet.
+ * weave deeper, weave from a beam not inserted yet, or step a few tokens on from one.
  */
-export type PickAction = 'again' | 'deeper' | 'from';
+export type PickAction = 'again' | 'deeper' | 'from' | 'stepMore';
 
 /**
  * The options of the weave an action asks for.  `shown` is the weave on screen: one
  * woven from a beam stays after that beam when woven again or deeper.  `beam` is the
- * row whose button was pressed, for `from`; its insertText already starts with any
- * earlier `after`, so chained weaves build on each other.
+ * row whose button was pressed, for `from` and `stepMore`; its insertText already starts
+ * with any earlier `after`, so chained weaves build on each other.  `steps`: how many
+ * tokens `stepMore` weaves on (`lloom.weave`'s `depth`).
  */
 export function nextWeaveOptions(
   action: PickAction,
   shown: { after?: string },
   beam?: WeaveBeam,
+  steps?: number,
 ): WeaveOptions {
   const after = shown.after ? { after: shown.after } : {};
   if (action === 'again') return { fresh: true, ...after };
   if (action === 'deeper') return { deeper: true, ...after };
-  return beam ? { after: beam.insertText } : { ...after };
+  const from = beam ? { after: beam.insertText } : { ...after };
+  if (action === 'stepMore' && steps !== undefined) return { ...from, depth: steps };
+  return from;
+}
+
+/** The most tokens one step may weave on: `lloom.weave`'s `depth` takes 1 to 64. */
+export const MAX_STEPS = 64;
+export const DEFAULT_STEPS = 4;
+
+/** What is wrong with the typed number of tokens to step on, or undefined when nothing. */
+export function stepsProblem(text: string): string | undefined {
+  const trimmed = text.trim();
+  if (!/^\d+$/.test(trimmed)) return `A whole number of tokens, 1 to ${MAX_STEPS}`;
+  const steps = Number(trimmed);
+  return steps >= 1 && steps <= MAX_STEPS ? undefined : `1 to ${MAX_STEPS} tokens`;
+}
+
+/** The typed number of tokens, or undefined when `stepsProblem` finds it wrong. */
+export function parseSteps(text: string): number | undefined {
+  return stepsProblem(text) === undefined ? Number(text.trim()) : undefined;
 }
 
 /** The QuickPick's title: the speed line, and the end of the beam woven from, if any. */

@@ -64,12 +64,14 @@ export interface WeaveResult {
 /**
  * How `lloom.weave` weaves.  `fresh`: anew, replacing the cached result (Weave Again).
  * `deeper`: beams twice as long.  `after`: from the story plus this text, a beam not
- * inserted yet (Weave From This Beam).
+ * inserted yet (Weave From This Beam).  `depth`: beams this many tokens long (with
+ * `after`: Step N More Tokens).
  */
 export interface WeaveOptions {
   fresh?: boolean;
   deeper?: boolean;
   after?: string;
+  depth?: number;
 }
 
 export interface AcceptResult {
@@ -161,6 +163,7 @@ export function weaveArguments(
     ...(options.fresh ? { fresh: true } : {}),
     ...(options.deeper ? { deeper: true } : {}),
     ...(options.after ? { after: options.after } : {}),
+    ...(options.depth !== undefined ? { depth: options.depth } : {}),
   };
   return Object.keys(set).length > 0 ? [uri, pos, set] : [uri, pos];
 }

@@ -142,11 +142,11 @@ export type ToWebview =
   | { type: 'notice'; message: string };
 
 /** Webview → extension. */
-export type FromWebview = { type: 'ready' } | { type: 'refresh' } | { type: 'click'; id: string };
+export type FromWebview = { type: 'ready' } | { type: 'refresh' } | { type: 'licences' } | { type: 'click'; id: string };
 
 export function parseFromWebview(raw: unknown): FromWebview | undefined {
   if (!isRecord(raw)) return undefined;
-  if (raw.type === 'ready' || raw.type === 'refresh') return { type: raw.type };
+  if (raw.type === 'ready' || raw.type === 'refresh' || raw.type === 'licences') return { type: raw.type };
   if (raw.type === 'click' && typeof raw.id === 'string') return { type: 'click', id: raw.id };
   return undefined;
 }
@@ -156,6 +156,15 @@ export function treeCaption(result: TreeResult): string {
   const from = result.after ? ` · from "${shorten(result.after, 60)}"` : '';
   return `${result.speedLine || 'LLooM'}${from}`;
 }
+
+/**
+ * The notice the view shows under the tree: Graphviz (EPL-2.0) is bundled, in object
+ * code, in the webview's script; its licence and the others are in ThirdPartyNotices.txt.
+ */
+export const LICENCE_NOTICE =
+  'Drawn by Graphviz (Eclipse Public License 2.0; source: https://gitlab.com/graphviz/graphviz) ' +
+  'through Viz.js (MIT) and Expat (MIT), bundled in object code.';
+export const NOTICES_FILE = 'ThirdPartyNotices.txt';
 
 /** A nonce for the webview's Content-Security-Policy, from 16 random bytes. */
 export function nonceFrom(bytes: Uint8Array): string {
