@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     weave.add_argument("--json", action="store_true", help="print beams and tree as JSON")
     weave.add_argument(
         "--tree",
-        choices=("text", "dot", "svg", "mermaid", "json"),
+        choices=("text", "dot", "svg", "mermaid", "json", "loomsidian"),
         help="print the weave's token tree instead of the beams (svg needs Graphviz's dot)",
     )
     _add_setting_flags(weave)

@@ -85,6 +85,7 @@ def test_schema_is_json_schema_with_every_setting() -> None:
         "story",
         "inline",
         "warmup",
+        "woven",
     }
 
 

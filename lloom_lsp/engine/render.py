@@ -1,5 +1,5 @@
-"""The thread tree, drawn: JSON for editors, DOT (and so SVG) for Graphviz, Mermaid, and a
-compact text tree for terminals.
+"""The thread tree, drawn: JSON for editors, DOT (and so SVG) for Graphviz, Mermaid, a
+compact text tree for terminals, and loomsidian's weave JSON for other loom tools.
 
 Every rendering is built from the weave's real token tree (:class:`ThreadTree`), not from
 the beams' strings.  Only the explored part is drawn: a node is kept when a finished beam
@@ -13,8 +13,10 @@ element back to the JSON node.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,7 +30,7 @@ __all__ = ["FINISH_NAMES", "FORMATS", "TreeView", "render", "tree_view"]
 #: The engine's finish reasons, as the renderings name them.
 FINISH_NAMES = {"stop": "stop", "depth": "depth", "eos": "end", "limit": "cut", "cut": "cut"}
 
-FORMATS = ("json", "dot", "mermaid", "text")
+FORMATS = ("json", "dot", "mermaid", "text", "loomsidian")
 
 
 @attrs.frozen
@@ -110,6 +112,7 @@ def render(view: TreeView, fmt: str) -> str:
         "dot": to_dot,
         "mermaid": to_mermaid,
         "text": to_text,
+        "loomsidian": to_loomsidian,
     }
     if fmt not in renderers:
         raise ValueError(f"unknown tree format {fmt!r} (known: {', '.join(FORMATS)})")
@@ -242,10 +245,7 @@ def to_text(view: TreeView) -> str:
     out = [f"story …{shown(view.prompt[-40:])}"]
 
     def emit(node: ViewNode, indent: str) -> None:
-        for child in node.children:
-            run = [child]
-            while len(run[-1].children) == 1 and run[-1].finish is None:
-                run.append(run[-1].children[0])
+        for run in _runs(node):
             last = run[-1]
             words = "".join(shown(n.text) for n in run)
             joint = math.prod(n.prob for n in run)
@@ -259,3 +259,56 @@ def to_text(view: TreeView) -> str:
 
     emit(view.root, "")
     return "\n".join(out) + "\n"
+
+
+# -- loomsidian --------------------------------------------------------------------------------
+
+
+def _runs(node: ViewNode) -> Iterator[list[ViewNode]]:
+    """``node``'s children, each with the chain of only children that follows it (a beam's
+    phrase, up to where it branches or ends)."""
+    for child in node.children:
+        run = [child]
+        while len(run[-1].children) == 1 and run[-1].finish is None:
+            run.append(run[-1].children[0])
+        yield run
+
+
+def to_loomsidian(view: TreeView) -> str:
+    """The weave as loomsidian (github.com/cosmicoptima/loom) keeps one: ``{"current": id,
+    "nodes": {id: {"text", "parentId", "author"}}}``.  Tapestry Loom's migration assistant
+    reads it, and so do the tools that read loomsidian's.
+
+    The root holds the prompt; every other node one phrase (a chain of only children), so
+    the text of a path is its nodes' texts joined, exactly what the model saw.  Ids are
+    UUIDs derived from the prompt and the node's place, so saving the same weave twice
+    gives the same file.  ``current`` is the most probable finished beam.  The format has
+    no place for probabilities or finish reasons; the other formats keep them."""
+    seed = hashlib.sha256(view.prompt.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def node_id(view_node: ViewNode) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"lloom-lsp:{seed}:{view_node.id}"))
+
+    root = node_id(view.root)
+    nodes: dict[str, dict[str, Any]] = {
+        root: {"text": view.prompt, "parentId": None, "author": "genesis"}
+    }
+    best: tuple[float, str] = (-math.inf, root)
+
+    def add(node: ViewNode, parent: str, logp: float) -> None:
+        nonlocal best
+        for run in _runs(node):
+            last = run[-1]
+            here = node_id(last)
+            nodes[here] = {
+                "text": "".join(n.text for n in run),
+                "parentId": parent,
+                "author": "lloom-lsp",
+            }
+            joint = logp + sum(math.log(max(n.prob, 1e-300)) for n in run)
+            if last.finish and last.finish != "cut" and joint > best[0]:
+                best = (joint, here)
+            add(last, here, joint)
+
+    add(view.root, root, 0.0)
+    return json.dumps({"current": best[1], "nodes": nodes}, ensure_ascii=False, indent=1) + "\n"

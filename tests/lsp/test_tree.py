@@ -158,3 +158,35 @@ async def test_a_tree_is_saved_beside_its_document_and_loaded_back(
     assert str(path) in broken["error"]
     nowhere = await command(client, "lloom.saveTree", "untitled:Untitled-1", POS)
     assert "only a file: document" in nowhere["error"]
+
+
+async def test_a_tree_is_saved_for_other_loom_tools(client: LanguageClient, tmp_path: Any) -> None:
+    """format loomsidian: the weave JSON Tapestry Loom's migration assistant reads."""
+    import json
+
+    story = tmp_path / "tale.txt"
+    story.write_text(TEXT, encoding="utf-8")
+    uri = story.as_uri()
+    open_doc(client, TEXT, uri=uri)
+    tree = (await command(client, "lloom.tree", uri, POS))["tree"]
+    saved = await command(client, "lloom.saveTree", uri, POS, {"format": "loomsidian"})
+    path = tmp_path / "tale.txt.loomsidian.json"
+    assert saved["path"] == str(path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    by_id = data["nodes"]
+    (root,) = [n for n in by_id.values() if n["parentId"] is None]
+    assert root["text"] == tree["prompt"]
+    # every finished beam of the tree is a path of the weave, the prompt first
+    texts = set()
+    for key, node in by_id.items():
+        if not any(n["parentId"] == key for n in by_id.values()):  # a leaf
+            parts = []
+            while node["parentId"] is not None:
+                parts.append(node["text"])
+                node = by_id[node["parentId"]]
+            texts.add("".join(reversed(parts)))
+    leaves = {n["path"] for n in nodes(tree["root"]) if not n["children"]}
+    assert texts == leaves
+    assert data["current"] in by_id
+    bad = await command(client, "lloom.saveTree", uri, POS, {"format": "tapestry"})
+    assert "unknown format 'tapestry'" in bad["error"]

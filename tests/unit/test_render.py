@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -76,3 +77,23 @@ async def test_svg_without_graphviz_is_a_clear_error(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(graphviz.shutil, "which", lambda name: None)
     svg, error = await graphviz.to_svg(to_dot(tree_view(tree())))
     assert svg == "" and error is not None and "install graphviz" in error
+
+
+def test_loomsidian_weave_holds_the_prompt_and_one_node_per_phrase() -> None:
+    """The JSON Tapestry Loom's migration assistant reads as a loomsidian weave."""
+    data = json.loads(render(tree_view(tree()), "loomsidian"))
+    nodes = data["nodes"]
+    (root,) = [k for k, n in nodes.items() if n["parentId"] is None]
+    assert nodes[root] == {"text": "Once upon a time,", "parentId": None, "author": "genesis"}
+    children = {n["text"]: k for k, n in nodes.items() if n["parentId"] == root}
+    assert set(children) == {" there was", ' "A'}  # a chain of only children is one node
+    assert len(nodes) == 3  # the ungrown alternatives are not there
+    # current: the most probable finished beam (0.6 * 0.9 = 0.54 against 0.3)
+    assert data["current"] == children[" there was"]
+    for key in nodes:
+        assert str(uuid.UUID(key)) == key
+    # the same weave saved twice is the same file; another prompt gets other ids
+    assert render(tree_view(tree()), "loomsidian") == render(tree_view(tree()), "loomsidian")
+    other = ThreadTree("Twice upon a time,")
+    other.root.add(Candidate(1, b" there", 0.6)).finish = "depth"
+    assert not set(json.loads(render(tree_view(other), "loomsidian"))["nodes"]) & set(nodes)

@@ -1,11 +1,13 @@
 """``lloom.tree [uri, position, options?]``: the weave's real token tree, drawn; and
 ``lloom.saveTree [uri, position, options?]`` / ``lloom.loadTree [uri]``, which keep a
 document's tree beside it (``<name>.lloom.json``, format ``lloom-tree`` version 1: the JSON
-tree of ``lloom.tree`` with the document, the position, when, and the speed line).
+tree of ``lloom.tree`` with the document, the position, when, and the speed line; or, with
+the option ``format: "loomsidian"``, ``<name>.loomsidian.json`` for other loom tools).
 
 The same weave (and cache) as ``lloom.weave``, with its options, plus ``format``: ``json``
 (default; every node with its id, token, probability, finish, path and the text to insert
-to reach it), ``dot``, ``mermaid``, ``text``, or ``svg`` (Graphviz's ``dot`` on PATH).
+to reach it), ``dot``, ``mermaid``, ``text``, ``loomsidian`` (loomsidian's weave JSON,
+which Tapestry Loom's migration assistant reads), or ``svg`` (Graphviz's ``dot`` on PATH).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 
-from ...engine.render import FORMATS, render, tree_view
+from ...engine.render import FORMATS, TreeView, render, tree_view
 from ...graphviz import to_svg
 from ..app import LloomServer
 from ..weaving import speed_line
@@ -60,13 +62,18 @@ TREE_FILE_FORMAT = "lloom-tree"
 TREE_FILE_VERSION = 1
 
 
-def tree_file(uri: str) -> Path | None:
-    """Where a document's tree is saved: beside it, ``<name>.lloom.json`` (file URIs only)."""
+#: ``lloom.saveTree``'s ``format`` option: the file's suffix for each.
+SAVE_FORMATS = {"lloom": ".lloom.json", "loomsidian": ".loomsidian.json"}
+
+
+def tree_file(uri: str, fmt: str = "lloom") -> Path | None:
+    """Where a document's tree is saved: beside it, ``<name>.lloom.json`` (file URIs only;
+    ``<name>.loomsidian.json`` for the loomsidian format)."""
     parsed = urlparse(uri)
     if parsed.scheme != "file":
         return None
     path = Path(unquote(parsed.path))
-    return path.with_name(path.name + ".lloom.json")
+    return path.with_name(path.name + SAVE_FORMATS[fmt])
 
 
 def register_files(server: LloomServer) -> None:
@@ -74,14 +81,23 @@ def register_files(server: LloomServer) -> None:
     async def save_tree(
         ls: LloomServer, uri: str, position: types.Position, *rest: Any
     ) -> dict[str, Any]:
-        """Save the tree of the weave at ``position`` beside the document."""
-        path = tree_file(uri)
+        """Save the tree of the weave at ``position`` beside the document: option
+        ``format`` ``lloom`` (the default; ``lloom.loadTree`` reads it back) or
+        ``loomsidian`` (for Tapestry Loom and the other loom tools)."""
+        options = rest[0] if rest and isinstance(rest[0], dict) else {}
+        fmt = options.get("format") or "lloom"
+        if fmt not in SAVE_FORMATS:
+            known = ", ".join(SAVE_FORMATS)
+            return {"error": f"lloom.saveTree: unknown format {fmt!r} (known: {known})"}
+        path = tree_file(uri, fmt)
         if path is None:
             return {"error": f"lloom.saveTree: only a file: document has a place beside it: {uri}"}
-        woven = await weave_at(ls, "lloom.saveTree", uri, position, rest)
+        woven = await weave_at(ls, "lloom.saveTree", uri, position, rest, {"format": str})
         if not isinstance(woven, Woven):
             return woven
         view = tree_view(woven.result.tree, woven.result.held, woven.after)
+        if fmt == "loomsidian":
+            return _write(path, render(view, "loomsidian"), view)
         data = {
             "format": TREE_FILE_FORMAT,
             "version": TREE_FILE_VERSION,
@@ -92,11 +108,7 @@ def register_files(server: LloomServer) -> None:
             "speedLine": speed_line(woven.result),
             "tree": view.to_dict(),
         }
-        try:
-            path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-        except OSError as exc:
-            return {"error": f"lloom.saveTree: cannot write {path}: {exc.strerror or exc}"}
-        return {"path": str(path), "nodes": sum(1 for _ in view.root.walk())}
+        return _write(path, json.dumps(data, ensure_ascii=False, indent=1), view)
 
     @server.command("lloom.loadTree")
     def load_tree(ls: LloomServer, uri: str) -> dict[str, Any]:
@@ -114,6 +126,14 @@ def register_files(server: LloomServer) -> None:
         if problem:
             return {"error": f"lloom.loadTree: {path}: {problem}"}
         return {"format": "json", "path": str(path), **data}
+
+
+def _write(path: Path, text: str, view: TreeView) -> dict[str, Any]:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        return {"error": f"lloom.saveTree: cannot write {path}: {exc.strerror or exc}"}
+    return {"path": str(path), "nodes": sum(1 for _ in view.root.walk())}
 
 
 def _bad_tree_file(data: Any) -> str | None:
