@@ -67,4 +67,5 @@ window.addEventListener('message', (event: MessageEvent<ToWebview>) => {
 });
 
 document.getElementById('refresh')!.addEventListener('click', () => vscode.postMessage({ type: 'refresh' }));
+document.getElementById('notices')!.addEventListener('click', () => vscode.postMessage({ type: 'licences' }));
 vscode.postMessage({ type: 'ready' });

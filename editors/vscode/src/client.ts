@@ -36,6 +36,11 @@ export class LLooMClient implements vscode.Disposable {
   private queue: Promise<unknown> = Promise.resolve();
   private stopping = false;
   private readonly policy = new StartPolicy();
+  /** Handlers of the server's other notifications, set on every client this starts. */
+  private readonly notificationHandlers: [string, (params: unknown, client: LanguageClient) => void][] = [];
+  private readonly stopped = new vscode.EventEmitter<void>();
+  /** The server stopped (asked to, or died): what it sent about documents is gone with it. */
+  readonly onDidStop = this.stopped.event;
 
   constructor(
     private readonly log: vscode.LogOutputChannel,
@@ -49,6 +54,20 @@ export class LLooMClient implements vscode.Disposable {
       await this.stop(); // a client whose server died: dispose it before starting anew
       return this.start();
     });
+  }
+
+  /**
+   * Handle a server notification on this client and every later one.  A language client
+   * keeps one handler per method, so each method is registered here once.
+   */
+  onNotification(method: string, handler: (params: unknown, client: LanguageClient) => void): void {
+    this.notificationHandlers.push([method, handler]);
+    const client = this.client;
+    if (client) {
+      client.onNotification(method, (params: unknown) => {
+        if (this.client === client) handler(params, client);
+      });
+    }
   }
 
   /** The client when its server runs now; never starts one. */
@@ -127,6 +146,11 @@ export class LLooMClient implements vscode.Disposable {
         const status = parseWeaveStatus(params);
         if (status && this.client === current) this.status.onWeave(status);
       });
+      for (const [method, handler] of this.notificationHandlers) {
+        current.onNotification(method, (params: unknown) => {
+          if (this.client === current) handler(params, current);
+        });
+      }
       current.onDidChangeState(({ newState }) => {
         if (newState === State.Running) {
           errorHandler.running = true;
@@ -163,6 +187,7 @@ export class LLooMClient implements vscode.Disposable {
     } finally {
       this.stopping = false;
       this.status.setState('stopped');
+      this.stopped.fire();
     }
   }
 
@@ -173,6 +198,7 @@ export class LLooMClient implements vscode.Disposable {
       // Stopped without being asked: the process died and the client gave up on it.
       // The next command or restart disposes it and starts a new one.
       this.status.setState('error', 'The server stopped. Run "LLooM: Restart Server".');
+      this.stopped.fire();
     }
   }
 
@@ -188,7 +214,7 @@ export class LLooMClient implements vscode.Disposable {
   }
 
   dispose(): void {
-    void this.shutdown();
+    void this.shutdown().finally(() => this.stopped.dispose());
   }
 }
 

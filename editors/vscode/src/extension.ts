@@ -1,13 +1,15 @@
 /**
- * Entry point: wires the log, status bar, language client and commands together.
+ * Entry point: wires the log, status bar, language client, shading and commands together.
  */
 import * as vscode from 'vscode';
 
 import { LLooMClient } from './client';
 import { matchesSelector } from './core/languages';
 import { inlineAutomatic, languages, needsRestart, toggleInlineAutomatic } from './settings';
+import { ProbabilityShading } from './shading';
 import { MENU_COMMAND, showStatusMenu } from './statusBar';
 import { ThreadsView, WeaveWatchingStatusBar } from './threadsPanel';
+import { TreeFiles } from './treeFiles';
 import { Weaver } from './weaveCommands';
 
 /** True in editors whose document LLooM weaves in; the inline keybindings need it. */
@@ -22,6 +24,8 @@ export function activate(context: vscode.ExtensionContext): void {
   const lloom = server;
   const weaver = new Weaver(lloom, log);
   const threads = new ThreadsView(lloom, context.extensionUri, log, status.onDidWeave);
+  const shading = new ProbabilityShading(lloom, log);
+  const treeFiles = new TreeFiles(lloom, threads, log);
 
   const updateActive = () => {
     const doc = vscode.window.activeTextEditor?.document;
@@ -39,6 +43,9 @@ export function activate(context: vscode.ExtensionContext): void {
     ...weaver.register(),
     threads,
     ...threads.register(),
+    ...treeFiles.register(),
+    shading,
+    ...shading.register(),
     vscode.commands.registerCommand('lloom.restart', () => lloom.restart()),
     vscode.commands.registerCommand('lloom.showLog', () => log.show()),
     vscode.commands.registerCommand('lloom.toggleInlineAutomatic', toggleInline),

@@ -2,7 +2,9 @@
  * "LLooM: Show Threads": a webview beside the editor that draws the tree of the last
  * weave at the cursor (the server's `lloom.tree` DOT, drawn by Graphviz in the webview),
  * grows when a weave of its document ends, inserts a leaf's beam on a click, and weaves
- * from an inner node.  The logic it needs lives in `core/threads`.
+ * from an inner node.  It also shows a tree loaded from beside its document ("Load Thread
+ * Tree"), whose clicks act at the saved position while the text there still fits.  The
+ * logic it needs lives in `core/threads` and `core/treeFile`.
  */
 import { randomBytes } from 'node:crypto';
 
@@ -15,6 +17,8 @@ import {
   type ToWebview,
   type TreeNode,
   type TreeOptions,
+  LICENCE_NOTICE,
+  NOTICES_FILE,
   contentSecurityPolicy,
   indexNodes,
   nodeAction,
@@ -25,6 +29,7 @@ import {
   treeArguments,
   treeCaption,
 } from './core/threads';
+import { type LoadedTree, loadedCaption, treeFitsText, treeToDot } from './core/treeFile';
 import type { WeaveStatus } from './core/weaveStatus';
 import { plainText } from './core/notices';
 import type { LLooMClient } from './client';
@@ -60,6 +65,8 @@ interface Shown {
   version: number;
   after: string;
   nodes: Map<string, TreeNode>;
+  /** Set for a tree loaded from its file: not woven again, drawn from the file. */
+  loaded?: LoadedTree;
 }
 
 export class ThreadsView implements vscode.Disposable {
@@ -99,6 +106,36 @@ export class ThreadsView implements vscode.Disposable {
       void this.refresh();
       return;
     }
+    this.open();
+  }
+
+  /**
+   * Show a tree loaded from beside `document`, drawn from the file: it is not woven
+   * again, and stays on show until Refresh (or a click) weaves at the cursor.
+   */
+  showLoaded(document: vscode.TextDocument, uri: string, tree: LoadedTree): void {
+    this.request?.cancel();
+    this.document = document;
+    const position = new vscode.Position(tree.position.line, tree.position.character);
+    this.shown = { uri, document, position, version: document.version, after: tree.after, nodes: indexNodes(tree.root), loaded: tree };
+    if (this.panel) {
+      this.panel.reveal(vscode.ViewColumn.Beside, true);
+      this.postLoaded(tree);
+    } else {
+      this.open(); // its `ready` draws the loaded tree
+    }
+  }
+
+  private postLoaded(tree: LoadedTree): void {
+    this.post({
+      type: 'tree',
+      dot: treeToDot(tree.prompt, tree.root),
+      nodes: nodeViews(tree.root, tree.after),
+      caption: loadedCaption(tree),
+    });
+  }
+
+  private open(): void {
     const media = vscode.Uri.joinPath(this.extensionUri, 'media');
     const dist = vscode.Uri.joinPath(this.extensionUri, 'dist');
     const panel = vscode.window.createWebviewPanel(
@@ -112,7 +149,10 @@ export class ThreadsView implements vscode.Disposable {
     panel.webview.onDidReceiveMessage((raw: unknown) => {
       const message = parseFromWebview(raw);
       if (!message) return;
-      if (message.type === 'ready' || message.type === 'refresh') void this.refresh();
+      const loaded = this.shown?.loaded;
+      if (message.type === 'licences') void this.openNotices();
+      else if (message.type === 'ready' && loaded) this.postLoaded(loaded);
+      else if (message.type === 'ready' || message.type === 'refresh') void this.refresh();
       else void this.click(message.id);
     });
     panel.onDidDispose(() => {
@@ -129,13 +169,13 @@ export class ThreadsView implements vscode.Disposable {
     const editor = vscode.window.visibleTextEditors.find((e) => e.document === document);
     const position = editor?.selection.active ?? this.shown?.position ?? new vscode.Position(0, 0);
     const shown = this.shown;
-    const after = shown?.document === document && shown.position.isEqual(position) ? shown.after : '';
+    const after = shown?.document === document && shown.position.isEqual(position) && !shown.loaded ? shown.after : '';
     await this.draw(document, position, after);
   }
 
   private onWeave(status: WeaveStatus): void {
     // A weave this view asked for ends while it waits; its answer draws the tree.
-    if (status.state !== 'done' || this.request || !this.panel || !this.document) return;
+    if (status.state !== 'done' || this.request || !this.panel || !this.document || this.shown?.loaded) return;
     if (status.uri !== this.shown?.uri && status.uri !== this.document.uri.toString()) return;
     void this.refresh();
   }
@@ -188,9 +228,38 @@ export class ThreadsView implements vscode.Disposable {
     const shown = this.shown;
     const node = shown?.nodes.get(id);
     if (!shown || !node) return;
+    if (shown.loaded) {
+      await this.clickLoaded(shown, shown.loaded, node);
+      return;
+    }
     const action = nodeAction(node, shown.after);
     if (action.kind === 'weaveFrom') await this.draw(shown.document, shown.position, action.after);
     else if (action.kind === 'accept') await this.accept(shown, action.insertText);
+  }
+
+  /**
+   * A click on a loaded tree acts at the saved position, as it would have when the tree
+   * was woven, but only while the text before it still is the story the tree grew from.
+   */
+  private async clickLoaded(shown: Shown, tree: LoadedTree, node: TreeNode): Promise<void> {
+    const { document, position } = shown;
+    const action = nodeAction(node, tree.after);
+    if (action.kind === 'none') return;
+    const text = document.isClosed ? undefined : document.getText(new vscode.Range(new vscode.Position(0, 0), position));
+    if (text === undefined || !treeFitsText(tree, text)) {
+      const where = `line ${position.line + 1}, column ${position.character + 1}`;
+      const message = `LLooM: the saved tree is stale: the text before ${where} is no longer the story it was woven from.`;
+      this.post({ type: 'notice', message });
+      const choice = await vscode.window.showWarningMessage(message, 'Weave Anew');
+      if (choice && !document.isClosed) {
+        this.shown = undefined;
+        const editor = vscode.window.visibleTextEditors.find((e) => e.document === document);
+        await this.draw(document, editor?.selection.active ?? position, '');
+      }
+      return;
+    }
+    if (action.kind === 'weaveFrom') await this.draw(document, position, action.after);
+    else await this.accept({ ...shown, version: document.version }, action.insertText);
   }
 
   /** Insert a leaf's beam with `lloom.accept`, which refuses when the document changed since the weave. */
@@ -226,6 +295,11 @@ export class ThreadsView implements vscode.Disposable {
     }
   }
 
+  private async openNotices(): Promise<void> {
+    const notices = vscode.Uri.joinPath(this.extensionUri, NOTICES_FILE);
+    await vscode.window.showTextDocument(notices, { viewColumn: vscode.ViewColumn.Active, preview: true });
+  }
+
   private post(message: ToWebview): void {
     void this.panel?.webview.postMessage(message);
   }
@@ -248,6 +322,7 @@ export class ThreadsView implements vscode.Disposable {
 <header><span id="caption">LLooM Threads</span><button id="refresh" type="button">Refresh</button></header>
 <div id="notice" role="status">Weaving…</div>
 <div id="graph" aria-label="The tree of the weave: click a leaf to insert its beam, an inner node to weave from it"></div>
+<footer id="licences">${LICENCE_NOTICE} <button id="notices" type="button" class="link">Licences</button></footer>
 <script type="module" nonce="${nonce}" src="${script.toString()}"></script>
 </body>
 </html>`;

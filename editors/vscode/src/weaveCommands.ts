@@ -1,7 +1,7 @@
 /**
  * "Weave at Cursor", "Weave Again" and "Weave Deeper": ask the server for beams, let the
  * user pick one in a QuickPick and insert it, or weave again from there: afresh, deeper,
- * or from a beam not inserted yet.
+ * from a beam not inserted yet, or a few tokens on from one (Step N More Tokens).
  */
 import { randomUUID } from 'node:crypto';
 
@@ -14,7 +14,18 @@ import {
   WorkDoneProgress,
 } from 'vscode-languageclient/node';
 
-import { type BeamItem, type PickAction, nextWeaveOptions, pickTitle, toBeamItems } from './core/beamItems';
+import {
+  type BeamItem,
+  DEFAULT_STEPS,
+  MAX_STEPS,
+  type PickAction,
+  beamText,
+  nextWeaveOptions,
+  parseSteps,
+  pickTitle,
+  stepsProblem,
+  toBeamItems,
+} from './core/beamItems';
 import { matchesSelector } from './core/languages';
 import { plainText, weaveFailure } from './core/notices';
 import {
@@ -54,6 +65,8 @@ function isCancellation(err: unknown, token: vscode.CancellationToken): boolean 
 export class Weaver implements vscode.Disposable {
   private inFlight: vscode.CancellationTokenSource | undefined;
   private lastDocument: vscode.TextDocument | undefined;
+  /** The last number of tokens stepped on, offered again for the rest of the session. */
+  private steps = DEFAULT_STEPS;
 
   constructor(
     private readonly server: LLooMClient,
@@ -70,6 +83,7 @@ export class Weaver implements vscode.Disposable {
       vscode.commands.registerCommand('lloom.beams.weaveAgain', () => openPick?.('again')),
       vscode.commands.registerCommand('lloom.beams.weaveDeeper', () => openPick?.('deeper')),
       vscode.commands.registerCommand('lloom.beams.weaveFromBeam', () => openPick?.('from')),
+      vscode.commands.registerCommand('lloom.beams.stepMore', () => openPick?.('stepMore')),
     ];
   }
 
@@ -107,14 +121,40 @@ export class Weaver implements vscode.Disposable {
         void vscode.window.showInformationMessage(`LLooM found no continuation here (${result.speedLine}).`);
         return;
       }
+      const next = await this.pickNext(client, site, result);
+      if (!next) return;
+      options = next;
+    }
+  }
+
+  /** The options of the next weave the list asks for; undefined when a beam was inserted or the list left. */
+  private async pickNext(client: LanguageClient, site: Site, result: WeaveResult): Promise<WeaveOptions | undefined> {
+    for (;;) {
       const picked = await pickBeam(result);
-      if (!picked) return;
+      if (!picked) return undefined;
       if ('accept' in picked) {
         await this.accept(client, site, result.version, picked.accept);
-        return;
+        return undefined;
       }
-      options = nextWeaveOptions(picked.action, result, picked.beam);
+      if (picked.action !== 'stepMore') return nextWeaveOptions(picked.action, result, picked.beam);
+      const steps = picked.beam && (await this.askSteps(picked.beam));
+      if (steps) return nextWeaveOptions('stepMore', result, picked.beam, steps);
+      // Escape in the box: back to the same beams, nothing woven.
     }
+  }
+
+  /** How many tokens to step on from `beam`: 1 to 64, the last answer offered. */
+  private async askSteps(beam: WeaveBeam): Promise<number | undefined> {
+    const text = await vscode.window.showInputBox({
+      title: 'LLooM: Step N More Tokens',
+      prompt: `Weave this many more tokens (1 to ${MAX_STEPS}) on from “${beamText(beam)}”`,
+      value: String(this.steps),
+      valueSelection: [0, String(this.steps).length],
+      validateInput: stepsProblem,
+    });
+    const steps = text === undefined ? undefined : parseSteps(text);
+    if (steps !== undefined) this.steps = steps;
+    return steps;
   }
 
   /**
@@ -148,7 +188,8 @@ export class Weaver implements vscode.Disposable {
       const result = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: 'LLooM', cancellable: true },
         async (progress, userCancel) => {
-          progress.report({ message: options.deeper ? 'weaving deeper…' : 'weaving…' });
+          const message = options.depth ? `weaving ${options.depth} more tokens…` : options.deeper ? 'weaving deeper…' : 'weaving…';
+          progress.report({ message });
           const workDoneToken = randomUUID();
           const subscriptions = [
             userCancel.onCancellationRequested(() => source.cancel()),
@@ -247,6 +288,10 @@ const FROM_BEAM: vscode.QuickInputButton = {
   iconPath: new vscode.ThemeIcon('debug-step-into'),
   tooltip: 'Weave From This Beam',
 };
+const STEP_MORE: vscode.QuickInputButton = {
+  iconPath: new vscode.ThemeIcon('debug-continue'),
+  tooltip: 'Step N More Tokens…',
+};
 const AGAIN: vscode.QuickInputButton = { iconPath: new vscode.ThemeIcon('refresh'), tooltip: 'Weave Again' };
 const DEEPER: vscode.QuickInputButton = {
   iconPath: new vscode.ThemeIcon('fold-down'),
@@ -258,19 +303,19 @@ type PickItem = BeamItem & vscode.QuickPickItem;
 /** True while the beams list is open: the keybindings of its buttons need it. */
 const BEAMS_CONTEXT = 'lloom.beamsVisible';
 
-/** Presses a button of the open beams list (the `from` one on the highlighted row). */
+/** Presses a button of the open beams list (`from` and `stepMore`: the highlighted row's). */
 let openPick: ((action: PickAction) => void) | undefined;
 
 /**
  * The beams as a QuickPick.  Enter inserts the selected beam; the title's buttons weave
- * again or deeper, and each row's button weaves from that beam (from the keyboard: the
- * `lloom.beams.*` commands, bound while the list is open).
+ * again or deeper, and each row's buttons weave from that beam or step N tokens on from
+ * it (from the keyboard: the `lloom.beams.*` commands, bound while the list is open).
  */
 function pickBeam(result: WeaveResult): Promise<Pick> {
   const quickPick = vscode.window.createQuickPick<PickItem>();
   quickPick.title = pickTitle(result);
   quickPick.placeholder = 'Pick a continuation to insert at the cursor (Esc to leave the text as it is)';
-  quickPick.items = toBeamItems(result.beams).map((item) => ({ ...item, buttons: [FROM_BEAM] }));
+  quickPick.items = toBeamItems(result.beams).map((item) => ({ ...item, buttons: [FROM_BEAM, STEP_MORE] }));
   quickPick.matchOnDetail = false;
   quickPick.buttons = [AGAIN, DEEPER];
   return new Promise((resolve) => {
@@ -279,14 +324,15 @@ function pickBeam(result: WeaveResult): Promise<Pick> {
       answer = { action: button === DEEPER ? 'deeper' : 'again' };
       quickPick.hide();
     });
-    quickPick.onDidTriggerItemButton(({ item }) => {
-      answer = { action: 'from', beam: item.beam };
+    quickPick.onDidTriggerItemButton(({ button, item }) => {
+      answer = { action: button === STEP_MORE ? 'stepMore' : 'from', beam: item.beam };
       quickPick.hide();
     });
     openPick = (action) => {
       const beam = quickPick.activeItems[0]?.beam;
-      if (action === 'from' && !beam) return;
-      answer = action === 'from' ? { action, beam } : { action };
+      const onRow = action === 'from' || action === 'stepMore';
+      if (onRow && !beam) return;
+      answer = onRow ? { action, beam } : { action };
       quickPick.hide();
     };
     void vscode.commands.executeCommand('setContext', BEAMS_CONTEXT, true);

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 
 import { DEFAULT_LANGUAGES } from '../src/core/languages';
+import { LEVELS, levelColor } from '../src/core/shading';
 
 // Compiled to out/test/, two levels below the extension's root.
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -27,6 +28,7 @@ interface Manifest {
     commands: { command: string; title: string; category?: string }[];
     keybindings: Keybinding[];
     menus: { commandPalette: { command: string; when?: string }[] };
+    colors: { id: string; description: string; defaults: Record<string, string> }[];
   };
 }
 
@@ -90,7 +92,46 @@ describe('keybindings', () => {
   });
 });
 
+describe('colours', () => {
+  it('contributes a theme colour for every shading level, for every kind of theme', () => {
+    for (const level of LEVELS) {
+      const colour = manifest.contributes.colors.find((c) => c.id === levelColor(level));
+      assert.ok(colour, `${levelColor(level)} is not contributed`);
+      assert.ok(colour.description.length > 0);
+      for (const kind of ['dark', 'light', 'highContrast', 'highContrastLight']) {
+        // Translucent (#rrggbbaa): the text and the selection show through.
+        assert.match(colour.defaults[kind] ?? '', /^#[0-9a-f]{6}[0-9a-f]{2}$/i, `${colour.id} ${kind}`);
+      }
+    }
+  });
+
+  it('tints the less probable levels more strongly', () => {
+    const alpha = (level: string, kind: string) =>
+      parseInt(manifest.contributes.colors.find((c) => c.id === levelColor(level as 'low'))!.defaults[kind].slice(7), 16);
+    for (const kind of ['dark', 'light', 'highContrast', 'highContrastLight']) {
+      assert.ok(alpha('low', kind) > alpha('medium', kind) && alpha('medium', kind) > alpha('faint', kind), kind);
+    }
+  });
+});
+
 describe('packaging', () => {
+  it('ships the third-party notices, with the full EPL-2.0 of the Graphviz the Threads view bundles', () => {
+    const ignore = readFileSync(path.join(ROOT, '.vscodeignore'), 'utf8').split('\n');
+    assert.ok(ignore.includes('!ThirdPartyNotices.txt'), '.vscodeignore ships ThirdPartyNotices.txt');
+    const notices = readFileSync(path.join(ROOT, 'ThirdPartyNotices.txt'), 'utf8');
+    assert.match(notices, /Eclipse Public License - v 2\.0/);
+    assert.match(notices, /Exhibit A - Form of Secondary Licenses Notice/);
+    const lock = JSON.parse(readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { version: string }>;
+    };
+    // The versions named must be the ones bundled: a dependency update updates the notices.
+    for (const name of ['@viz-js/viz', 'vscode-languageclient', 'vscode-jsonrpc', 'minimatch', 'semver']) {
+      const { version } = lock.packages[`node_modules/${name}`];
+      const shown = name === '@viz-js/viz' ? `Viz.js ${version}` : `${name} ${version}`;
+      assert.ok(notices.includes(shown), `ThirdPartyNotices.txt names ${shown}`);
+    }
+  });
+
   it('has a 128x128 PNG icon', () => {
     assert.equal(manifest.icon, 'images/icon.png');
     const png = readFileSync(path.join(ROOT, manifest.icon));
