@@ -389,6 +389,40 @@ def report(result: dict[str, Any]) -> str:
             result["bigram_targets"],
         ),
     ]
+    if (cont := result.get("continue")) is not None:
+        parts += [
+            "",
+            "## Continue after an accept (real model, long story, warm, 0 ms, default strategy)",
+            "",
+            "The weave at the end of what was accepted of the best beam (the whole beam, or its "
+            'first half as "accept next word" takes it), with the first weave\'s steps '
+            "remembered (`lloom.weave.reuse`, the default) and without. Medians:",
+            "",
+            table(
+                [
+                    "accepted",
+                    "steps",
+                    "wall s",
+                    "requests",
+                    "decoded",
+                    "tokens reused",
+                    "requests saved",
+                    "suggestions",
+                ],
+                [
+                    [
+                        *name.split(" "),
+                        c["wall"],
+                        c["requests"],
+                        c["decoded"],
+                        c["reused"],
+                        c["saved"],
+                        c["suggestions"],
+                    ]
+                    for name, c in cont.items()
+                ],
+            ),
+        ]
     if (lsp := result.get("lsp")) is not None:
         parts += [
             "",

@@ -85,6 +85,7 @@ from lloom_lsp.backends.process import LlamaServerProcess, context_args
 from lloom_lsp.config import WeaveSettings
 from lloom_lsp.engine import Weave
 from lloom_lsp.engine.beam import split_story
+from lloom_lsp.engine.memory import StepMemory, remembering
 
 HERE = Path(__file__).resolve().parent
 STORIES = {
@@ -295,6 +296,54 @@ async def lsp_round(url: str, base: str, repeat: int) -> dict[str, Any]:
     }
 
 
+async def continue_round(url: str, base: str, repeat: int) -> dict[str, Any]:
+    """Continue without starting over (issue 12): weave the warm long story, accept its best
+    beam (whole, or its first half, as "accept next word" does), and weave at the end of what
+    was accepted, with the first weave's steps remembered (the server's default,
+    ``weave.reuse``) and without.  Every run starts from slots warmed with its story."""
+    settings = attrs.evolve(SETTINGS, strategy=LSP_STRATEGY)
+    backend = LlamaCppBackend(url, concurrency=4, timeout=600)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for i in range(repeat):
+            for part in ("whole", "half"):
+                for mode in ("reuse", "anew") if i % 2 == 0 else ("anew", "reuse"):
+                    story = draft(base)
+                    await backend.warm(split_story(story)[0])
+                    memory = StepMemory()
+                    first = await Weave(
+                        remembering(backend, memory), story, settings, concurrency=4
+                    ).run()
+                    tokens = first.beams[0].tokens
+                    taken = tokens if part == "whole" else tokens[: max(1, len(tokens) // 2)]
+                    after = split_story(story)[0] + "".join(t.text for t in taken)
+                    root, source = None, backend
+                    if mode == "reuse":
+                        root = memory.root_for(split_story(after)[0])
+                        source = remembering(backend, memory)
+                    result = await Weave(source, after, settings, concurrency=4, root=root).run()
+                    stats = result.stats
+                    runs.setdefault(f"{part} {mode}", []).append(
+                        {
+                            "wall": stats.elapsed,
+                            "requests": stats.requests,
+                            "decoded": stats.decoded_tokens,
+                            "reused": stats.reused_tokens,
+                            "saved": stats.saved_requests,
+                            "suggestions": len(result.beams),
+                        }
+                    )
+                    print(f"  continue {part} {mode}: {stats.elapsed:.2f}s, "
+                          f"{stats.requests} requests, {stats.reused_tokens} tokens reused",
+                          file=sys.stderr)  # fmt: skip
+    finally:
+        await backend.aclose()
+    return {
+        name: {key: median([r[key] for r in rows]) for key in rows[0]} | {"runs": rows}
+        for name, rows in runs.items()
+    }
+
+
 def _get(rows: list[dict[str, Any]], *key: Any, f: str = "wall") -> Any:
     """A field of the row (model, story, cache, strategy, rtt_ms), or None."""
     for r in rows:
@@ -396,6 +445,9 @@ async def main() -> None:
                         result["rows"] += await measure_group(model, url, rtt, story, args)
             if model == "real":
                 result["lsp"] = await lsp_round(server.url, STORIES["long"], args.repeat or 3)
+                result["continue"] = await continue_round(
+                    server.url, STORIES["long"], args.repeat or 3
+                )
                 story = split_story(draft(STORIES["long"]))[0]
                 backend = LlamaCppBackend(server.url, concurrency=4, timeout=600)
                 await backend.warm(story)
