@@ -123,6 +123,33 @@ R.warnings = #vim.tbl_filter(function(n) return n.level == 'WARN' end, R.notific
     assert result["warnings"] == 2
 
 
+def test_save_tree_loomsidian_writes_the_other_loom_tools_file(
+    tmp_path: Path, story: Path, llama_server_url: str
+) -> None:
+    body = (
+        SETUP
+        + """
+open_story()
+R.complete = vim.fn.getcompletion('LLooMSaveTree ', 'cmdline')
+vim.cmd('LLooMSaveTree loomsidian')
+wait(30000, function()
+  return vim.fn.filereadable(P.story .. '.loomsidian.json') == 1
+end, 'the loomsidian file')
+vim.cmd('LLooMSaveTree nonsense')
+wait(30000, function()
+  return vim.tbl_filter(function(n) return n.level == 'ERROR' end, R.notifications)[1] ~= nil
+end, 'the server error')
+"""
+    )
+    result = run_nvim(tmp_path, body, story=str(story), url=llama_server_url)
+
+    assert result["complete"] == ["lloom", "loomsidian"]
+    json.loads(story.with_name("story.txt.loomsidian.json").read_text(encoding="utf-8"))
+    assert not story.with_name("story.txt.lloom.json").exists()
+    errors = [n["message"] for n in result["notifications"] if n["level"] == "ERROR"]
+    assert errors == ["lloom.saveTree: unknown format 'nonsense' (known: lloom, loomsidian)"]
+
+
 def test_load_without_a_saved_tree_shows_the_server_error(
     tmp_path: Path, story: Path, llama_server_url: str
 ) -> None:

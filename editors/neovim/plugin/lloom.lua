@@ -29,7 +29,13 @@ command('LLooMToggle', run('toggle'), { desc = 'LLooM: toggle automatic suggesti
 command('LLooMShading', run('shading'), {
   desc = 'LLooM: toggle shading woven text by probability',
 })
-command('LLooMSaveTree', run('save_tree'), {
+command('LLooMSaveTree', function(args)
+  require('lloom').save_tree(nil, args.args ~= '' and args.args or nil)
+end, {
+  nargs = '?',
+  complete = function()
+    return { 'lloom', 'loomsidian' }
+  end,
   desc = 'LLooM: save the tree of the weave at the cursor beside the file',
 })
 command('LLooMLoadTree', run('load_tree'), {

@@ -66,10 +66,11 @@ function M.tree(done, options)
   return require('lloom.tree_buffer').open(done, options)
 end
 
---- :LLooMSaveTree — save the tree of the weave at the cursor beside the file
---- (`<file>.lloom.json`); `done(err, result)` with `{ path, nodes }`.
-function M.save_tree(done)
-  return require('lloom.tree_file').save(done)
+--- :LLooMSaveTree [format] — save the tree of the weave at the cursor beside the file
+--- (`<file>.lloom.json`; `format` "loomsidian": `<file>.loomsidian.json`, for other loom
+--- tools); `done(err, result)` with `{ path, nodes }`.
+function M.save_tree(done, format)
+  return require('lloom.tree_file').save(done, format)
 end
 
 --- :LLooMLoadTree — show the tree saved beside the file; `done(view)` once shown.

@@ -28,8 +28,11 @@ local function failed(err, result)
 end
 
 --- :LLooMSaveTree — save the tree of the weave at the cursor beside the file, and echo
---- where.  `done(err, result)` runs with the server's answer `{ path, nodes }`.
-function M.save(done)
+--- where.  `format`: lloom.saveTree's ("lloom", the default, which :LLooMLoadTree reads;
+--- "loomsidian" for other loom tools).  `done(err, result)` runs with the server's answer
+--- `{ path, nodes }`.
+function M.save(done, format)
+  local options = format and { format = format } or nil
   actions.execute_at_cursor('lloom.saveTree', function(err, result)
     if not failed(err, result) then
       local message = string.format('LLooM: %d nodes saved to %s', result.nodes or 0, result.path)
@@ -38,7 +41,7 @@ function M.save(done)
     if done then
       done(err, result)
     end
-  end)
+  end, options)
 end
 
 --- The text of `bufnr` before LSP position `pos`; nil when the buffer has no such place.
