@@ -45,7 +45,8 @@ class LloomProtocol(LanguageServerProtocol):
     * Every request is answered, as JSON-RPC requires; pygls logged and dropped those it
       could not read (-32602 now, or -32601 for an unknown method), those named like a
       notification and those after shutdown (-32600 now), so the client waited forever.
-      An id that is not JSON (1e400 reads as infinity) is refused with a null id.
+      An id that is not JSON (1e400 reads as infinity), or not a string or a number (an
+      object, an array, a boolean), is refused with a null id.
     * Only the message itself is structured, not every object inside it (see below).
     * A client's answer that cannot be read fails the request it answers, instead of being
       dropped while the server waits for it.
@@ -117,6 +118,12 @@ class LloomProtocol(LanguageServerProtocol):
         if isinstance(msg_id, float) and not math.isfinite(msg_id):
             # 1e400 reads as infinity, which would go back as Infinity: not JSON
             self._refuse(None, JsonRpcInvalidRequest(f"not a JSON-RPC id: {msg_id}"))
+            return None
+        if isinstance(msg_id, (bool, dict, list)) and isinstance(method, str):
+            # JSON-RPC ids are strings or numbers (null is discouraged, and pygls copes); an
+            # object id broke pygls' bookkeeping, answered -32603 with a traceback
+            kind = {bool: "boolean", dict: "object", list: "array"}[type(msg_id)]
+            self._refuse(None, JsonRpcInvalidRequest(f"not a JSON-RPC id: an {kind}"))
             return None
         if is_request and data.get("jsonrpc") != "2.0":
             self._refuse(msg_id, JsonRpcInvalidRequest('"jsonrpc" must be "2.0"'))

@@ -1620,6 +1620,21 @@ def test_an_id_python_cannot_hold_is_not_echoed_as_non_json(fresh_buggy: LspProc
     assert not fresh_buggy.violations
 
 
+# Was a bug: an object or array id reached pygls' table of running requests as a key, which
+# raised TypeError (unhashable), answered -32603 with a traceback of the server's own code.
+@pytest.mark.parametrize("msg_id", [b'{"a": 1}', b"[1, 2]", b"true"])
+def test_an_id_that_is_neither_string_nor_number_is_an_invalid_request(
+    fresh_buggy: LspProcess, msg_id: bytes
+) -> None:
+    body = b'{"jsonrpc": "2.0", "id": ' + msg_id + b', "method": "workspace/executeCommand", '
+    fresh_buggy.send_raw(frame(body + b'"params": {"command": "lloom.cancel"}}'))
+    assert fresh_buggy.probed()
+    refused = [m for m in fresh_buggy.received if "error" in m and m.get("id") is None]
+    assert [m["error"]["code"] for m in refused] == [-32600], fresh_buggy.received
+    assert "not a JSON-RPC id" in refused[0]["error"]["message"]
+    assert not fresh_buggy.violations
+
+
 # Was a bug (pygls' PositionCodec.position_from_client_units clamps a character past the end
 # of a line to the line's length counting its line break, minus one); the story now reads
 # past the end of a line as its end (lloom_lsp/server/convert.py, _offset).
