@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -270,6 +270,50 @@ describe('LLooM in code-server', { timeout: 10 * 60_000 }, () => {
     }
   });
 
+  /**
+   * The editor's elements drawn by LLooM's shading: VS Code writes one CSS rule per
+   * decoration type (its background the theme colour lloom.shading.*, as a CSS variable or
+   * the colour itself) and gives the overlay elements of its ranges that rule's class.
+   */
+  function shadedCount() {
+    return page.evaluate(() => {
+      const { document } = globalThis;
+      const classes = new Set();
+      for (const sheet of document.styleSheets) {
+        let rules;
+        try {
+          rules = sheet.cssRules;
+        } catch {
+          continue;
+        }
+        for (const rule of rules) {
+          const text = rule.cssText;
+          if (!/lloom-shading|rgba\(240, 136, 62|rgba\(188, 76, 0/.test(text)) continue;
+          for (const m of (rule.selectorText ?? '').matchAll(/\.(ced-[\w-]+)/g)) classes.add(m[1]);
+        }
+      }
+      let count = 0;
+      for (const name of classes) count += document.querySelectorAll(`.part.editor .monaco-editor .${name}`).length;
+      return count;
+    });
+  }
+
+  it('shades the woven text by probability (lloom/spans)', async () => {
+    try {
+      // The beam inserted by the test before; the server sends its spans after the change.
+      const shaded = await until(shadedCount, 'shading decorations in the editor');
+      assert.ok(shaded > 0, `shaded ranges: ${shaded}`);
+      // Toggling the setting off clears them (the server sends "spans": []), and back on.
+      await runCommand('LLooM: Toggle Probability Shading');
+      await until(async () => (await shadedCount()) === 0, 'the shading to clear');
+      await runCommand('LLooM: Toggle Probability Shading');
+      await until(shadedCount, 'the shading to come back');
+    } catch (err) {
+      process.exitCode = 1;
+      throw err;
+    }
+  });
+
   it('shows an inline suggestion on request and accepts it with Tab', async () => {
     try {
       const before = readFileSync(storyFile, 'utf8');
@@ -314,6 +358,40 @@ describe('LLooM in code-server', { timeout: 10 * 60_000 }, () => {
       assert.ok(text.startsWith(before), `the story is kept: ${JSON.stringify(text)}`);
       const inserted = text.slice(before.length).replace(/\s+/g, ' ').trim();
       assert.equal(inserted, beam[1], 'the document got the clicked beam');
+    } catch (err) {
+      process.exitCode = 1;
+      throw err;
+    }
+  });
+
+  it('saves the thread tree beside the story, loads it into the Threads view, and a leaf inserts its beam there', async () => {
+    try {
+      const before = readFileSync(storyFile, 'utf8');
+      const treeFile = `${storyFile}.lloom.json`;
+      // Not a click: the Threads view takes half the window, and the story's line is wider.
+      await runCommand('View: Focus First Editor Group');
+      await page.keyboard.press('Control+End');
+      await runCommand('LLooM: Save Thread Tree');
+      await page.locator('.notifications-toasts', { hasText: 'LLooM saved the thread tree' }).waitFor();
+      const saved = JSON.parse(await until(() => existsSync(treeFile) && readFileSync(treeFile, 'utf8'), 'story.txt.lloom.json'));
+      assert.equal(saved.format, 'lloom-tree');
+      assert.equal(saved.tree.prompt + saved.tree.held, before.slice(-(saved.tree.prompt + saved.tree.held).length));
+      assert.ok(saved.tree.root.children.length > 0, 'the saved tree has tokens');
+
+      await runCommand('LLooM: Load Thread Tree');
+      const view = page.frameLocator('iframe.webview').frameLocator('iframe#active-frame');
+      await view.locator('#caption', { hasText: /^Saved / }).waitFor();
+      assert.match(await view.locator('#licences').innerText(), /Eclipse Public License 2\.0/);
+      const leaf = view.locator('#graph svg g.node.lloom-leaf').first();
+      const title = await leaf.locator('title').first().textContent();
+      const beam = /^Insert \([a-z]+, [\d.]+%\): (.*)$/s.exec(title ?? '');
+      assert.ok(beam, `a leaf's hover names its beam: ${title}`);
+      await leaf.click();
+      await page.locator('.tabs-container .tab.dirty', { hasText: 'story.txt' }).waitFor();
+      await runCommand('View: Focus First Editor Group');
+      const text = await saveAndRead(before);
+      assert.ok(text.startsWith(before), `the story is kept: ${JSON.stringify(text)}`);
+      assert.equal(text.slice(before.length).replace(/\s+/g, ' ').trim(), beam[1], 'the document got the clicked beam');
     } catch (err) {
       process.exitCode = 1;
       throw err;

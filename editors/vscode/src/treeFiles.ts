@@ -21,8 +21,8 @@ export class TreeFiles {
 
   register(): vscode.Disposable[] {
     return [
-      vscode.commands.registerCommand('lloom.saveTree', () => this.save()),
-      vscode.commands.registerCommand('lloom.loadTree', () => this.load()),
+      vscode.commands.registerCommand('lloom.saveThreadTree', () => this.save()),
+      vscode.commands.registerCommand('lloom.loadThreadTree', () => this.load()),
     ];
   }
 
