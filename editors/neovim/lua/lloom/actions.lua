@@ -246,8 +246,11 @@ end
 function M.toggle()
   local settings = require('lloom').settings()
   local inline = settings.lloom.inline
-  local current = type(inline) == 'table' and inline.automatic
-  if current == nil then
+  local current = nil
+  if type(inline) == 'table' then
+    current = inline.automatic
+  end
+  if current == nil then -- not set: the schema's default, whatever it is
     current = config.by_key['lloom.inline.automatic'].default
   end
   local value = not current
