@@ -25,7 +25,7 @@ import attrs
 from .beam import heal_whitespace
 from .tree import ThreadTree, TreeNode
 
-__all__ = ["FINISH_NAMES", "FORMATS", "TreeView", "render", "tree_view"]
+__all__ = ["FINISH_NAMES", "FORMATS", "TreeView", "render", "tree_view", "view_from_dict"]
 
 #: The engine's finish reasons, as the renderings name them.
 FINISH_NAMES = {"stop": "stop", "depth": "depth", "eos": "end", "limit": "cut", "cut": "cut"}
@@ -103,6 +103,26 @@ def tree_view(tree: ThreadTree, held: str = "", after: str = "") -> TreeView:
     root = build(tree.root, "n0", b"")
     assert root is not None  # the root is always kept
     return TreeView(tree.prompt, held, root)
+
+
+def view_from_dict(data: dict[str, Any]) -> TreeView:
+    """The view :meth:`TreeView.to_dict` gave (a saved tree, drawn again without weaving).
+    The dict must have been checked: every node with its id, text, prob, insertText and
+    children."""
+
+    def node(d: dict[str, Any], depth: int) -> ViewNode:
+        return ViewNode(
+            id=d["id"],
+            text=d["text"],
+            prob=float(d["prob"]),
+            finish=d.get("finish"),
+            path=d.get("path") or "",
+            insert_text=d["insertText"],
+            depth=depth,
+            children=tuple(node(c, depth + 1) for c in d["children"]),
+        )
+
+    return TreeView(data.get("prompt") or "", data.get("held") or "", node(data["root"], 0))
 
 
 def render(view: TreeView, fmt: str) -> str:

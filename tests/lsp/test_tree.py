@@ -150,6 +150,18 @@ async def test_a_tree_is_saved_beside_its_document_and_loaded_back(
     assert (data["format"], data["version"], data["document"]) == ("lloom-tree", 1, uri)
     loaded = await command(client, "lloom.loadTree", uri)
     assert loaded["tree"] == tree and loaded["position"] == POS
+    assert loaded["format"] == "json"
+    # drawn by the server as it draws a woven tree, without weaving again
+    woven_dot = (await command(client, "lloom.tree", uri, POS, {"format": "dot"}))["text"]
+    drawn = await command(client, "lloom.loadTree", uri, {"format": "dot"})
+    assert drawn["text"] == woven_dot and drawn["tree"] == tree
+    text = await command(client, "lloom.loadTree", uri, {"format": "text"})
+    assert (
+        text["text"] == (await command(client, "lloom.tree", uri, POS, {"format": "text"}))["text"]
+    )
+    assert (
+        "unknown format" in (await command(client, "lloom.loadTree", uri, {"format": "x"}))["error"]
+    )
 
     data["tree"]["root"]["children"][0]["prob"] = "high"
     path.write_text(json.dumps(data), encoding="utf-8")

@@ -29,7 +29,7 @@ import {
   treeArguments,
   treeCaption,
 } from './core/threads';
-import { type LoadedTree, loadedCaption, treeFitsText, treeToDot } from './core/treeFile';
+import { type LoadedTree, loadedCaption, treeFitsText } from './core/treeFile';
 import type { WeaveStatus } from './core/weaveStatus';
 import { plainText } from './core/notices';
 import type { LLooMClient } from './client';
@@ -110,8 +110,8 @@ export class ThreadsView implements vscode.Disposable {
   }
 
   /**
-   * Show a tree loaded from beside `document`, drawn from the file: it is not woven
-   * again, and stays on show until Refresh (or a click) weaves at the cursor.
+   * Show a tree loaded from beside `document`, drawn by the server from the file: it is
+   * not woven again, and stays on show until Refresh (or a click) weaves at the cursor.
    */
   showLoaded(document: vscode.TextDocument, uri: string, tree: LoadedTree): void {
     this.request?.cancel();
@@ -129,7 +129,7 @@ export class ThreadsView implements vscode.Disposable {
   private postLoaded(tree: LoadedTree): void {
     this.post({
       type: 'tree',
-      dot: treeToDot(tree.prompt, tree.root),
+      dot: tree.dot,
       nodes: nodeViews(tree.root, tree.after),
       caption: loadedCaption(tree),
     });

@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 import { ExecuteCommandRequest, type LanguageClient } from 'vscode-languageclient/node';
 
 import { plainText } from './core/notices';
-import { LOAD_TREE, SAVE_TREE, parseLoadResult, parseSaveResult } from './core/treeFile';
+import { LOAD_OPTIONS, LOAD_TREE, SAVE_TREE, parseLoadResult, parseSaveResult } from './core/treeFile';
 import type { LLooMClient } from './client';
 import type { ThreadsView } from './threadsPanel';
 
@@ -46,7 +46,7 @@ export class TreeFiles {
   async load(editor = vscode.window.activeTextEditor): Promise<void> {
     const target = await this.target(editor, 'load its thread tree');
     if (!target) return;
-    const raw = await this.execute(target.client, LOAD_TREE, [target.uri], 'Loading the thread tree…');
+    const raw = await this.execute(target.client, LOAD_TREE, [target.uri, LOAD_OPTIONS], 'Loading the thread tree…');
     if (raw === undefined) return;
     const result = parseLoadResult(raw);
     if ('error' in result) {

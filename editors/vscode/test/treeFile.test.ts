@@ -1,29 +1,12 @@
 /**
- * Saved thread trees: the save and load answers, whether a saved tree still fits the
- * text, and its DOT, which must be the server's own drawing of the same tree (checked
- * against lloom_lsp's engine/render.py when a Python with lloom_lsp is at hand).
+ * Saved thread trees: the save and load answers (the DOT of a loaded tree is the server's
+ * own drawing, as `LOAD_OPTIONS` asks), and whether a saved tree still fits the text.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import * as path from 'node:path';
 import { describe, it } from 'node:test';
 
 import type { TreeNode } from '../src/core/threads';
-import {
-  type LoadedTree,
-  loadedCaption,
-  parseLoadResult,
-  parseSaveResult,
-  pyFixed,
-  shownToken,
-  treeFitsText,
-  treePercent,
-  treeToDot,
-} from '../src/core/treeFile';
-
-const REPO = path.resolve(__dirname, '..', '..', '..', '..');
-const PYTHON = process.env.PYTHON || path.join(REPO, '.venv', 'bin', 'python');
+import { LOAD_OPTIONS, type LoadedTree, loadedCaption, parseLoadResult, parseSaveResult, treeFitsText } from '../src/core/treeFile';
 
 function leaf(id: string, text: string, prob: number, path: string, finish = 'stop'): TreeNode {
   return { id, text, prob, finish, path, insertText: path, children: [] };
@@ -61,6 +44,7 @@ const SAVED = {
   after: '',
   speedLine: '3 beams in 0.4 s',
   tree: { prompt: 'Once upon a time,', held: '', root: ROOT },
+  text: 'digraph weave {\n}\n',
 };
 
 describe('parseSaveResult', () => {
@@ -84,6 +68,8 @@ describe('parseLoadResult', () => {
     assert.equal(loaded.prompt, 'Once upon a time,');
     assert.equal(loaded.root.children[0].children[1].finish, 'depth');
     assert.equal(loaded.speedLine, '3 beams in 0.4 s');
+    assert.equal(loaded.dot, SAVED.text); // the server's drawing, not one of ours
+    assert.deepEqual(LOAD_OPTIONS, { format: 'dot' });
   });
 
   it("passes the server's error on word for word, and refuses a tree without a position", () => {
@@ -91,6 +77,7 @@ describe('parseLoadResult', () => {
     assert.deepEqual(parseLoadResult({ error }), { error });
     assert.ok('error' in parseLoadResult({ ...SAVED, position: { line: 'x', character: 0 } }));
     assert.ok('error' in parseLoadResult({ ...SAVED, tree: {} }));
+    assert.ok('error' in parseLoadResult({ ...SAVED, text: undefined }));
   });
 
   it('captions the view with when it was saved and where it was woven from', () => {
@@ -118,61 +105,5 @@ describe('treeFitsText', () => {
     const after = { prompt: 'Once upon a time, there', held: '', after: ' there' };
     assert.equal(treeFitsText(after, 'Once upon a time,'), true);
     assert.equal(treeFitsText(after, 'Once upon a time, there'), false);
-  });
-});
-
-describe("the server's label style", () => {
-  it('rounds as Python does: ties to even', () => {
-    assert.equal(pyFixed(12.5, 0), '12');
-    assert.equal(pyFixed(13.5, 0), '14');
-    assert.equal(pyFixed(1.25, 1), '1.2');
-    assert.equal(pyFixed(0.15, 1), '0.1'); // 0.1499999… in binary
-    assert.equal(pyFixed(2.675, 2), '2.67');
-    assert.equal(pyFixed(62, 0), '62');
-  });
-
-  it('prints probabilities as the tree labels do', () => {
-    assert.deepEqual([0.996, 0.62, 0.125, 0.0125, 0.0004, 0].map(treePercent), ['100%', '62%', '12%', '1.2%', '4e-04', '0e+00']);
-  });
-
-  it('shows a token on one visible line', () => {
-    assert.equal(shownToken(' there'), '·there');
-    assert.equal(shownToken(' was\n'), '·was⏎');
-    assert.equal(shownToken('  a b '), '··a b·');
-    assert.equal(shownToken('\t'), '⇥');
-    assert.equal(shownToken(''), '∅');
-  });
-
-  it('draws the story, each token with its probability, and marks finished beams', () => {
-    const dot = treeToDot('Once upon a time,', ROOT);
-    assert.match(dot, /^digraph weave \{\n {2}rankdir=LR;/);
-    assert.match(dot, / {2}n0 \[id="n0", label="story", tooltip="Once upon a time,\|", shape=plaintext\];/);
-    assert.match(dot, /n0_0_1 \[id="n0_0_1", label="·was⏎\\n62%\\n\[stop\]", tooltip="Once upon a time,\| there was\\n"/);
-    assert.match(dot, /label="·\\"lived\\"⇥\\n4e-04\\n\[depth\]"/);
-    assert.match(dot, /n0 -> n0_0 \[penwidth=0\.94, color="#/);
-    assert.match(dot, /peripheries=2, style="rounded,bold"/);
-  });
-});
-
-const python = existsSync(PYTHON) && PYTHON;
-const RENDER = `
-import json, sys
-from lloom_lsp.engine.render import TreeView, ViewNode, to_dot
-def node(d, depth=0):
-    return ViewNode(id=d["id"], text=d["text"], prob=d["prob"], finish=d["finish"], path=d["path"],
-                    insert_text=d["insertText"], depth=depth,
-                    children=tuple(node(c, depth + 1) for c in d["children"]))
-data = json.load(sys.stdin)
-sys.stdout.write(to_dot(TreeView(data["prompt"], data["held"], node(data["root"]))))
-`;
-
-describe("against the server's renderer", { skip: !python && !process.env.LLOOM_REQUIRE_REAL && 'no Python' }, () => {
-  it('draws a saved tree exactly as the server draws it', () => {
-    const prompt = 'A story whose prompt is longer than forty characters, "quoted" and all.';
-    for (const root of [ROOT, leaf('n0', '', 1, '')]) {
-      const input = JSON.stringify({ prompt, held: '', root });
-      const server = execFileSync(PYTHON, ['-c', RENDER], { input, cwd: REPO, encoding: 'utf8' });
-      assert.equal(treeToDot(prompt, root), server);
-    }
   });
 });

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 
-from ...engine.render import FORMATS, TreeView, render, tree_view
+from ...engine.render import FORMATS, TreeView, render, tree_view, view_from_dict
 from ...graphviz import to_svg
 from ..app import LloomServer
 from ..weaving import speed_line
@@ -111,8 +111,17 @@ def register_files(server: LloomServer) -> None:
         return _write(path, json.dumps(data, ensure_ascii=False, indent=1), view)
 
     @server.command("lloom.loadTree")
-    def load_tree(ls: LloomServer, uri: str) -> dict[str, Any]:
-        """The tree saved beside the document, as ``lloom.tree`` gives it in ``json``."""
+    async def load_tree(ls: LloomServer, uri: str, *rest: Any) -> dict[str, Any]:
+        """The tree saved beside the document, as ``lloom.tree`` gives it in ``json``; with
+        the option ``format`` (``dot``, ``mermaid``, ``text``, ``loomsidian`` or ``svg``),
+        drawn in it too (``text``), as ``lloom.tree`` draws a woven one."""
+        options = rest[0] if rest and isinstance(rest[0], dict) else {}
+        fmt = options.get("format") or "json"
+        if len(rest) > 1 or (rest and rest[0] is not None and not isinstance(rest[0], dict)):
+            return {"error": "lloom.loadTree: [uri, options?], options an object"}
+        if fmt not in (*FORMATS, "svg"):
+            known = ", ".join((*FORMATS, "svg"))
+            return {"error": f"lloom.loadTree: unknown format {fmt!r} (known: {known})"}
         path = tree_file(uri)
         if path is None:
             return {"error": f"lloom.loadTree: only a file: document has a place beside it: {uri}"}
@@ -125,7 +134,14 @@ def register_files(server: LloomServer) -> None:
         problem = _bad_tree_file(data)
         if problem:
             return {"error": f"lloom.loadTree: {path}: {problem}"}
-        return {"format": "json", "path": str(path), **data}
+        answer = {**data, "format": fmt, "path": str(path)}
+        if fmt == "json":
+            return answer
+        view = view_from_dict(data["tree"])
+        if fmt == "svg":
+            svg, error = await to_svg(render(view, "dot"))
+            return {**answer, "text": svg} if error is None else {**answer, "error": error}
+        return {**answer, "text": render(view, fmt)}
 
 
 def _write(path: Path, text: str, view: TreeView) -> dict[str, Any]:
