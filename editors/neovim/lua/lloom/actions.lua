@@ -244,16 +244,7 @@ end
 --- :LLooMToggle — turn automatic suggestions (`lloom.inline.automatic`: weave while
 --- typing for Nvim 0.12's ghost text) on or off, for every client.  Returns the new value.
 function M.toggle()
-  local settings = require('lloom').settings()
-  local inline = settings.lloom.inline
-  local current = nil
-  if type(inline) == 'table' then
-    current = inline.automatic
-  end
-  if current == nil then -- not set: the schema's default, whatever it is
-    current = config.by_key['lloom.inline.automatic'].default
-  end
-  local value = not current
+  local value = not config.value(require('lloom').settings(), 'lloom.inline.automatic')
   require('lloom').update_settings({ lloom = { inline = { automatic = value } } })
   notify('automatic suggestions ' .. (value and 'on' or 'off'))
   return value

@@ -268,22 +268,28 @@ function M.resolve(opts)
   return options
 end
 
+--- The value in force for `key` (`lloom.group.leaf`) in nested `settings`: the one set,
+--- else the server's default.  Also returns whether it was set.
+function M.value(settings, key)
+  local section = (settings or {}).lloom or {}
+  local _, group, leaf = unpack(vim.split(key, '.', { plain = true }))
+  local given = nil
+  if type(section[group]) == 'table' then
+    given = section[group][leaf]
+  end
+  if given == nil then
+    return M.by_key[key].default, false
+  end
+  return given, true
+end
+
 --- Every setting with the value in force (the server's default where none is set),
 --- in the schema's order: `{ key, value, set }`.
 function M.in_force(settings)
-  local section = (settings or {}).lloom or {}
   local rows = {}
   for _, entry in ipairs(schema) do
-    local _, group, leaf = unpack(vim.split(entry.key, '.', { plain = true }))
-    local given = nil
-    if type(section[group]) == 'table' then
-      given = section[group][leaf]
-    end
-    local value = given
-    if value == nil then
-      value = entry.default
-    end
-    table.insert(rows, { key = entry.key, value = value, set = given ~= nil })
+    local value, set = M.value(settings, entry.key)
+    table.insert(rows, { key = entry.key, value = value, set = set })
   end
   return rows
 end

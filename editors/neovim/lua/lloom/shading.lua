@@ -199,15 +199,7 @@ end
 
 --- Shading in force for a buffer's client: the setting, else its default.
 function M.enabled(bufnr)
-  local woven = require('lloom').settings(bufnr).lloom.woven
-  local value = nil
-  if type(woven) == 'table' then
-    value = woven.shading
-  end
-  if value == nil then
-    value = require('lloom.config').by_key['lloom.woven.shading'].default
-  end
-  return value
+  return (require('lloom.config').value(require('lloom').settings(bufnr), 'lloom.woven.shading'))
 end
 
 --- :LLooMShading — turn `lloom.woven.shading` on or off for every client (the server
