@@ -36,9 +36,8 @@ def register(server: LloomServer) -> None:
     ) -> dict[str, Any]:
         options = rest[0] if rest and isinstance(rest[0], dict) else {}
         fmt = options.get("format") or "json"
-        if fmt not in (*FORMATS, "svg"):
-            known = ", ".join((*FORMATS, "svg"))
-            return {"error": f"lloom.tree: unknown format {fmt!r} (known: {known})"}
+        if problem := _unknown_format("lloom.tree", fmt):
+            return {"error": problem}
         woven = await weave_at(ls, "lloom.tree", uri, position, rest, {"format": str})
         if not isinstance(woven, Woven):
             return {"format": fmt, **woven}
@@ -51,10 +50,25 @@ def register(server: LloomServer) -> None:
         }
         if fmt == "json":
             return {**answer, "tree": view.to_dict()}
-        if fmt == "svg":
-            svg, error = await to_svg(render(view, "dot"))
-            return {**answer, "text": svg} if error is None else {**answer, "error": error}
-        return {**answer, "text": render(view, fmt)}
+        return {**answer, **await _drawn(view, fmt)}
+
+
+#: Every format a tree is drawn in: the engine's, and SVG through Graphviz.
+DRAWN_FORMATS = (*FORMATS, "svg")
+
+
+def _unknown_format(command: str, fmt: Any) -> str | None:
+    if fmt in DRAWN_FORMATS:
+        return None
+    return f"{command}: unknown format {fmt!r} (known: {', '.join(DRAWN_FORMATS)})"
+
+
+async def _drawn(view: TreeView, fmt: str) -> dict[str, Any]:
+    """``{"text": …}``: ``view`` drawn in ``fmt`` (not json), or ``{"error": …}``."""
+    if fmt == "svg":
+        svg, error = await to_svg(render(view, "dot"))
+        return {"text": svg} if error is None else {"error": error}
+    return {"text": render(view, fmt)}
 
 
 #: What a saved tree says it is (``lloom.saveTree`` writes it, ``lloom.loadTree`` reads it).
@@ -115,13 +129,12 @@ def register_files(server: LloomServer) -> None:
         """The tree saved beside the document, as ``lloom.tree`` gives it in ``json``; with
         the option ``format`` (``dot``, ``mermaid``, ``text``, ``loomsidian`` or ``svg``),
         drawn in it too (``text``), as ``lloom.tree`` draws a woven one."""
-        options = rest[0] if rest and isinstance(rest[0], dict) else {}
-        fmt = options.get("format") or "json"
         if len(rest) > 1 or (rest and rest[0] is not None and not isinstance(rest[0], dict)):
             return {"error": "lloom.loadTree: [uri, options?], options an object"}
-        if fmt not in (*FORMATS, "svg"):
-            known = ", ".join((*FORMATS, "svg"))
-            return {"error": f"lloom.loadTree: unknown format {fmt!r} (known: {known})"}
+        fmt = (rest[0] or {}).get("format") if rest else None
+        fmt = fmt or "json"
+        if problem := _unknown_format("lloom.loadTree", fmt):
+            return {"error": problem}
         path = tree_file(uri)
         if path is None:
             return {"error": f"lloom.loadTree: only a file: document has a place beside it: {uri}"}
@@ -137,11 +150,7 @@ def register_files(server: LloomServer) -> None:
         answer = {**data, "format": fmt, "path": str(path)}
         if fmt == "json":
             return answer
-        view = view_from_dict(data["tree"])
-        if fmt == "svg":
-            svg, error = await to_svg(render(view, "dot"))
-            return {**answer, "text": svg} if error is None else {**answer, "error": error}
-        return {**answer, "text": render(view, fmt)}
+        return {**answer, **await _drawn(view_from_dict(data["tree"]), fmt)}
 
 
 def _write(path: Path, text: str, view: TreeView) -> dict[str, Any]:
