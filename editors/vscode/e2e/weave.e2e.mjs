@@ -219,6 +219,25 @@ describe('LLooM in code-server', { timeout: 10 * 60_000 }, () => {
     }, 'story.txt to be saved');
   }
 
+  /**
+   * Click a leaf of the Threads view: its hover names the beam ("Insert (stop, 12.3%): the
+   * beam", spaces folded), the server applies it (lloom.accept, the story's tab turns dirty),
+   * and the saved story is `before` plus that beam.
+   */
+  async function clickLeafInserts(leaf, before) {
+    const title = await leaf.locator('title').first().textContent();
+    const beam = /^Insert \([a-z]+, [\d.]+%\): (.*)$/s.exec(title ?? '');
+    assert.ok(beam, `a leaf's hover names its beam: ${title}`);
+    await leaf.click();
+    await page.locator('.tabs-container .tab.dirty', { hasText: 'story.txt' }).waitFor();
+    // Not a click: the story's line is now wider than its half of the window.
+    await runCommand('View: Focus First Editor Group');
+    const text = await saveAndRead(before);
+    assert.ok(text.startsWith(before), `the story is kept: ${JSON.stringify(text)}`);
+    const inserted = text.slice(before.length).replace(/\s+/g, ' ').trim();
+    assert.equal(inserted, beam[1], 'the document got the clicked beam');
+  }
+
   it("starts the .vsix's bundled server with the bare Python, isolated", async () => {
     try {
       const line = await until(startLine, 'the LLooM log to name the server');
@@ -345,19 +364,7 @@ describe('LLooM in code-server', { timeout: 10 * 60_000 }, () => {
       if (process.env.LLOOM_E2E_THREADS_SCREENSHOT) {
         await page.screenshot({ path: process.env.LLOOM_E2E_THREADS_SCREENSHOT });
       }
-      // The hover says what a click inserts: "Insert (stop, 12.3%): the beam", spaces folded.
-      const title = await leaf.locator('title').first().textContent();
-      const beam = /^Insert \([a-z]+, [\d.]+%\): (.*)$/s.exec(title ?? '');
-      assert.ok(beam, `a leaf's hover names its beam: ${title}`);
-      await leaf.click();
-      // The server applies the beam (lloom.accept); the story's tab turns dirty.
-      await page.locator('.tabs-container .tab.dirty', { hasText: 'story.txt' }).waitFor();
-      // Not a click: the story's line is now wider than its half of the window.
-      await runCommand('View: Focus First Editor Group');
-      const text = await saveAndRead(before);
-      assert.ok(text.startsWith(before), `the story is kept: ${JSON.stringify(text)}`);
-      const inserted = text.slice(before.length).replace(/\s+/g, ' ').trim();
-      assert.equal(inserted, beam[1], 'the document got the clicked beam');
+      await clickLeafInserts(leaf, before);
     } catch (err) {
       process.exitCode = 1;
       throw err;
@@ -382,16 +389,7 @@ describe('LLooM in code-server', { timeout: 10 * 60_000 }, () => {
       const view = page.frameLocator('iframe.webview').frameLocator('iframe#active-frame');
       await view.locator('#caption', { hasText: /^Saved / }).waitFor();
       assert.match(await view.locator('#licences').innerText(), /Eclipse Public License 2\.0/);
-      const leaf = view.locator('#graph svg g.node.lloom-leaf').first();
-      const title = await leaf.locator('title').first().textContent();
-      const beam = /^Insert \([a-z]+, [\d.]+%\): (.*)$/s.exec(title ?? '');
-      assert.ok(beam, `a leaf's hover names its beam: ${title}`);
-      await leaf.click();
-      await page.locator('.tabs-container .tab.dirty', { hasText: 'story.txt' }).waitFor();
-      await runCommand('View: Focus First Editor Group');
-      const text = await saveAndRead(before);
-      assert.ok(text.startsWith(before), `the story is kept: ${JSON.stringify(text)}`);
-      assert.equal(text.slice(before.length).replace(/\s+/g, ' ').trim(), beam[1], 'the document got the clicked beam');
+      await clickLeafInserts(view.locator('#graph svg g.node.lloom-leaf').first(), before);
     } catch (err) {
       process.exitCode = 1;
       throw err;
