@@ -186,7 +186,10 @@ class StorySettings:
 
     max_context_chars: int = _setting(
         16000,
-        "The story is at most this many characters before the cursor, cut at whitespace.",
+        "The story is at most this many characters before the cursor, and no more than the "
+        "backend holds (its context per request, read from the server). Its start moves in "
+        "steps of a quarter of this, at a paragraph, sentence or word boundary, so typing "
+        "keeps the backend's cache warm.",
         minimum=16,
         maximum=10_000_000,
     )

@@ -27,6 +27,7 @@ from lsprotocol import types
 from pygls.workspace import TextDocument
 
 from ..engine import Beam, WeaveResult
+from ..engine.window import window_start
 from ..terminal import bar, visible
 from .labels import beam_labels
 
@@ -39,6 +40,7 @@ __all__ = [
     "end_of_document",
     "from_lsp_story",
     "position_after",
+    "text_before",
     "to_lsp_branch_action",
     "to_lsp_branch_offer",
     "to_lsp_code_actions",
@@ -54,18 +56,21 @@ def from_lsp_story(
     doc: TextDocument, position: types.Position, max_chars: int, *, inserted: str = ""
 ) -> str:
     """The story: the document text before the cursor, at most ``max_chars`` characters,
-    cut at whitespace so it never starts in the middle of a word.
+    starting where :func:`~lloom_lsp.engine.window.window_start` says (at a boundary, so
+    never in the middle of a word, and in coarse steps, so typing at the end leaves the
+    start where it was).  Features ask ``LloomServer.story`` (:mod:`.story`), which sizes
+    ``max_chars`` to the backend.
 
     ``inserted``: text about to be inserted at the cursor; the story is then the one at
     the end of it (after an accepted beam, before the editor sends the change).
     """
-    text = _whole_characters(doc.source[: _offset(doc, position)] + inserted)
-    if len(text) > max_chars:
-        text = text[-max_chars:]
-        cut = next((i for i, ch in enumerate(text) if ch.isspace()), None)
-        if cut is not None:
-            text = text[cut + 1 :]
-    return text
+    text = text_before(doc, position, inserted)
+    return text[window_start(text, max_chars) :]
+
+
+def text_before(doc: TextDocument, position: types.Position, inserted: str = "") -> str:
+    """The whole document text before the cursor, with ``inserted`` after it."""
+    return _whole_characters(doc.source[: _offset(doc, position)] + inserted)
 
 
 def _offset(doc: TextDocument, position: types.Position) -> int:

@@ -144,19 +144,20 @@ async def _all_hold(url: str, before: dict[int, Any], n_tokens: int) -> bool:
 async def test_change_warms_the_story_at_the_end_of_the_inserted_text(
     bare_client: LanguageClient, llama_server_url: str
 ) -> None:
-    # maxContextChars applies as it does for a weave: only the last 50 characters, from
-    # a word start, before the end of the text inserted mid-document.
+    # maxContextChars applies as it does for a weave: at most the last 50 characters, from
+    # a boundary, before the end of the text inserted mid-document.
     opts = options(llama_server_url, debounceMs=50)
     opts["lloom"]["story"] = {"maxContextChars": 50}
     await start(bare_client, opts)
-    head, tail = "Once upon a time there was a little fox.", " The end of the story."
+    head, tail = "Once upon a time there was a little fox.", " The end of it all, told at last."
     open_doc(bare_client, head + tail)
     await until(lambda: logged(bare_client, "warm-up:"), "the opened story was never warmed")
     inserted = " It lived by the river,\nand it was happy"
     before = await idle_tasks(llama_server_url)
     insert(bare_client, end_of(head), inserted, version=2)
     story = _cut(head + inserted, 50)
-    assert story == "fox. It lived by the river,\nand it was happy"
+    # the window starts at a sentence, a step past the start a plain cut would give
+    assert story == "It lived by the river,\nand it was happy"
     at_the_end = _cut(head + inserted + tail, 50)  # what the end of the document would give
     wanted = await token_count(llama_server_url, story)
     assert wanted != await token_count(llama_server_url, at_the_end)
@@ -443,16 +444,36 @@ async def test_a_change_leaves_a_warm_up_that_is_evaluating_alone() -> None:
     assert backend.warm_cancelled == 0
 
 
-async def test_a_weave_cancels_a_running_warm_up() -> None:
+async def test_a_weave_of_another_story_cancels_a_running_warm_up() -> None:
     backend = _Backend()
     service, _ = _service(backend)
     settings = _settings()
     service.warm_soon(URI, "Once upon a time,", settings)
     await until(lambda: backend.warmed, "the warm-up never started")
-    weave = asyncio.ensure_future(service.weave(URI, "Once upon a time,", settings))
+    weave = asyncio.ensure_future(service.weave(URI, LONG_OTHER, settings))
     await until(lambda: backend.warm_cancelled == 1, "the weave did not cancel the warm-up")
     weave.cancel()
     await asyncio.gather(weave, return_exceptions=True)
+
+
+async def test_a_weave_of_the_story_a_warm_up_is_evaluating_lets_it_finish() -> None:
+    """Cutting it short would evaluate the story twice: once cut, once for the weave."""
+    backend = _Backend()
+    service, _ = _service(backend)
+    settings = _settings()
+    service.warm_soon(URI, "Once upon a time,", settings)
+    await until(lambda: backend.warmed, "the warm-up never started")
+    weave = asyncio.ensure_future(service.weave(URI, "Once upon a time, there", settings))
+    await until(lambda: backend.requests, "the weave never asked")
+    assert backend.warm_cancelled == 0
+    backend.gate.set()
+    await until(lambda: not service._warmups, "the warm-up never finished")
+    assert backend.warm_cancelled == 0
+    await asyncio.gather(weave, return_exceptions=True)
+
+
+#: A story that shares nothing with the one warmed up.
+LONG_OTHER = "A different story altogether. " * 60
 
 
 async def test_no_warm_up_while_a_weave_runs() -> None:

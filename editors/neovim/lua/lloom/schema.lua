@@ -170,7 +170,7 @@ return {
     default = 16000,
     minimum = 16,
     maximum = 10000000,
-    description = "The story is at most this many characters before the cursor, cut at whitespace.",
+    description = "The story is at most this many characters before the cursor, and no more than the backend holds (its context per request, read from the server). Its start moves in steps of a quarter of this, at a paragraph, sentence or word boundary, so typing keeps the backend's cache warm.",
   },
   {
     key = "lloom.inline.automatic",
