@@ -6,6 +6,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -67,12 +68,13 @@ async def check_command(settings: Settings, as_json: bool) -> int:
     backend = create_backend(settings.backend)
     try:
         info = await backend.check()
+        notes = await _context_notes(backend, settings)
     except BackendError as exc:
         return _fail(str(exc))
     finally:
         await backend.aclose()
     if as_json:
-        print(json.dumps(info.to_dict()))
+        print(json.dumps({**info.to_dict(), "notes": notes}))
     else:
         print(f"backend:       {info.url}")
         print(f"protocol:      {info.protocol}")
@@ -80,7 +82,40 @@ async def check_command(settings: Settings, as_json: bool) -> int:
         print(f"probabilities: {'yes' if info.probabilities else 'NO: this server cannot weave'}")
         if info.detail:
             print(f"detail:        {info.detail}")
+        for note in notes:
+            print(f"note:          {note}")
     return 0 if info.probabilities else 1
+
+
+async def _context_notes(backend: Any, settings: Settings) -> list[str]:
+    """What the server holds, and the story window it leaves; the llama-server flags that
+    keep a writer's weaves warm, where they are missing."""
+    from .server.story import CHARS_PER_TOKEN, reserve_tokens
+
+    notes = []
+    context = getattr(backend, "context_tokens", None)
+    tokens = await context() if context is not None else None
+    setting = settings.story.max_context_chars
+    if tokens:
+        chars = int((tokens - reserve_tokens(settings.weave.max_depth)) * CHARS_PER_TOKEN)
+        window = f"{tokens} tokens a request: "
+        if chars < setting:
+            window += (
+                f"the story window shrinks below lloom.story.maxContextChars {setting} "
+                f"(to about {chars} characters at {CHARS_PER_TOKEN:.0f} a token; more where "
+                "the server counts tokens); start the server with a larger context per slot"
+            )
+        else:
+            window += f"room for the whole story window ({setting} characters)"
+        notes.append(window)
+    copies = getattr(backend, "copies_slots", None)
+    if copies is not None and not await copies():
+        notes.append(
+            "llama-server cannot copy slots: each slot evaluates the story itself; start it "
+            "with --slot-save-path DIR (and --swa-full for Gemma and other sliding-window "
+            "models)"
+        )
+    return notes
 
 
 #: The demo's story on a real model: the lighthouse opening the project measures with.

@@ -14,6 +14,7 @@ from .base import Backend, BackendInfo
 from .detect import DetectingBackend, backend_for
 from .errors import (
     BackendAuthError,
+    BackendContextError,
     BackendError,
     BackendHTTPError,
     BackendProtocolError,
@@ -30,6 +31,7 @@ from .streaming import stream_steps
 __all__ = [
     "Backend",
     "BackendAuthError",
+    "BackendContextError",
     "BackendError",
     "BackendHTTPError",
     "BackendInfo",

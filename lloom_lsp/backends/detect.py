@@ -223,6 +223,21 @@ class DetectingBackend:
         warm = getattr(await self.resolve(), "warm", None)
         return int(await warm(story)) if warm is not None else 0
 
+    async def context_tokens(self) -> int | None:
+        """The detected backend's context per request (None where it cannot say)."""
+        method = getattr(await self.resolve(), "context_tokens", None)
+        return await method() if method is not None else None
+
+    async def copies_slots(self) -> bool | None:
+        """Whether the detected backend copies slots (None: it has none)."""
+        method = getattr(await self.resolve(), "copies_slots", None)
+        return await method() if method is not None else None
+
+    async def count_tokens(self, text: str) -> int | None:
+        """The detected backend's token count of ``text`` (None where it cannot count)."""
+        method = getattr(await self.resolve(), "count_tokens", None)
+        return await method(text) if method is not None else None
+
     async def check(self) -> BackendInfo:
         info = await (await self.resolve()).check()
         assert self.detection is not None

@@ -5,7 +5,8 @@
     BackendError                  every failure talking to a backend; names the URL
     ├── BackendUnavailable        refused connection, DNS failure, timeout
     ├── BackendHTTPError          a non-2xx answer (status and body kept)
-    │   └── BackendAuthError      401/403: API key missing or wrong
+    │   ├── BackendAuthError      401/403: API key missing or wrong
+    │   └── BackendContextError   the prompt is longer than the server's context
     └── BackendProtocolError      malformed JSON, or an answer without token probabilities
 
 Foreign exceptions (httpx, json) are translated in exactly one place,
@@ -14,8 +15,12 @@ Foreign exceptions (httpx, json) are translated in exactly one place,
 
 from __future__ import annotations
 
+import json
+import re
+
 __all__ = [
     "BackendAuthError",
+    "BackendContextError",
     "BackendError",
     "BackendHTTPError",
     "BackendProtocolError",
@@ -48,6 +53,47 @@ class BackendHTTPError(BackendError):
 
 class BackendAuthError(BackendHTTPError):
     """The server refused our credentials."""
+
+
+class BackendContextError(BackendHTTPError):
+    """The prompt does not fit the server's context.  ``n_ctx`` is the context the server
+    said it has (tokens, per request), ``n_prompt`` the tokens the prompt came to; either is
+    None where the answer did not say."""
+
+    def __init__(
+        self, url: str, status: int, body: str, n_ctx: int | None, n_prompt: int | None
+    ) -> None:
+        super().__init__(url, status, body)
+        self.n_ctx = n_ctx
+        self.n_prompt = n_prompt
+
+
+#: How servers say a prompt is too long: llama-server's ``exceed_context_size_error``
+#: (``n_ctx`` and ``n_prompt_tokens`` in the body); vLLM and OpenAI's "maximum context length
+#: is N tokens ... (M in the messages|your prompt)".
+_CONTEXT_WORDS = re.compile(
+    r"exceed_context_size|exceeds the available context size|maximum context length", re.I
+)
+_OPENAI_CONTEXT = re.compile(r"maximum context length is (\d+) tokens", re.I)
+_OPENAI_PROMPT = re.compile(r"\((\d+) in (?:the messages|your prompt)", re.I)
+
+
+def http_error(url: str, status: int, body: str) -> BackendHTTPError:
+    """The error for a non-2xx answer: the most specific class its status and body name."""
+    if status in (401, 403):
+        return BackendAuthError(url, status, body)
+    if status == 400 and _CONTEXT_WORDS.search(body):
+        n_ctx = n_prompt = None
+        try:
+            error = json.loads(body).get("error", {})
+            n_ctx, n_prompt = int(error["n_ctx"]), int(error["n_prompt_tokens"])
+        except (ValueError, TypeError, KeyError, AttributeError):
+            if found := _OPENAI_CONTEXT.search(body):
+                n_ctx = int(found.group(1))
+            if found := _OPENAI_PROMPT.search(body):
+                n_prompt = int(found.group(1))
+        return BackendContextError(url, status, body, n_ctx, n_prompt)
+    return BackendHTTPError(url, status, body)
 
 
 class BackendProtocolError(BackendError):

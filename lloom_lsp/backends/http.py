@@ -16,11 +16,10 @@ import stamina.instrumentation
 from httpx_sse import EventSource, ServerSentEvent, SSEError
 
 from .errors import (
-    BackendAuthError,
     BackendError,
-    BackendHTTPError,
     BackendProtocolError,
     BackendUnavailable,
+    http_error,
 )
 
 __all__ = ["HttpTransport", "translate_errors"]
@@ -76,8 +75,7 @@ def translate_errors(url: str) -> Iterator[None]:
     except httpx.HTTPStatusError as exc:
         status = exc.response.status_code
         body = exc.response.text
-        cls = BackendAuthError if status in (401, 403) else BackendHTTPError
-        raise cls(url, status, body) from exc
+        raise http_error(url, status, body) from exc
     except httpx.HTTPError as exc:
         raise BackendUnavailable(url, f"{type(exc).__name__}: {_reason(exc)}") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 import httpx
@@ -27,7 +27,7 @@ from ..engine.source import (
 from .base import BackendInfo, end_continuation, parse_steps
 from .errors import BackendError, BackendProtocolError
 from .http import HttpTransport
-from .slots import SlotPool
+from .slots import SlotPool, missing
 from .steps import parse_step
 from .streaming import Chunk, closing, release_steps, sse_data
 
@@ -62,6 +62,29 @@ class LlamaCppBackend:
 
     # -- slots --------------------------------------------------------------------------
 
+    async def context_tokens(self) -> int | None:
+        """Tokens one request may hold: a slot's ``n_ctx`` (``-c`` over ``-np``) from
+        ``/props``; None where it does not say."""
+        props = await self.http.get_json("/props")
+        settings = props.get("default_generation_settings") if isinstance(props, Mapping) else None
+        n_ctx = settings.get("n_ctx") if isinstance(settings, Mapping) else None
+        return n_ctx if isinstance(n_ctx, int) and n_ctx > 0 else None
+
+    async def count_tokens(self, text: str) -> int | None:
+        """How many tokens ``text`` is, by the server's own tokenizer (``/tokenize``)."""
+        answer = await self.http.post_json("/tokenize", {"content": text})
+        tokens = answer.get("tokens") if isinstance(answer, Mapping) else None
+        return len(tokens) if isinstance(tokens, list) else None
+
+    async def copies_slots(self) -> bool:
+        """Whether the server saves and restores slots (``--slot-save-path``), tried by
+        saving slot 0 to ``lloom-check.bin``."""
+        try:
+            await self._slot_action(0, "save", "lloom-check.bin")
+        except BackendError:
+            return False
+        return True
+
     async def slots(self) -> SlotPool | None:
         """The slot pool, sized from ``/props`` on first use (None: do not pin)."""
         if self._pool_known or not self._pin_slots:
@@ -83,7 +106,65 @@ class LlamaCppBackend:
         pool = await self.slots()
         if pool is None:
             return nullcontext(None)
-        return pool.slot(prompt.text, prompt.token_ids)
+        return self._filled_slot(pool, prompt.text, prompt.token_ids)
+
+    @asynccontextmanager
+    async def _filled_slot(
+        self, pool: SlotPool, story: str, ids: tuple[int, ...] = (), *, only: int | None = None
+    ) -> AsyncIterator[int]:
+        """A slot for ``story`` that holds it (up to ``cheap_chars``) once entered."""
+        async with pool.slot(story, ids, only=only) as slot:
+            await self._fill(pool, slot, story)
+            yield slot
+
+    async def _fill(self, pool: SlotPool, slot: int, story: str) -> str:
+        """Make ``slot`` hold ``story`` before a request uses it, where the server copies
+        slots: restore a saved copy of the story, or evaluate it here first and save that
+        for the other slots.  A server that cannot copy evaluates as the request goes.
+
+        Returns what it did: ``held`` (nothing: the slot held all but a little of it, or
+        the server cannot copy), ``restored`` (a copy, maybe of an earlier draft) or
+        ``evaluated`` (all of it, and saved)."""
+        if pool.copies is False or missing(pool.slots[slot].before, story) <= pool.cheap_chars:
+            return "held"
+        name = pool.covered(story)
+        if name is not None:
+            try:
+                await self._slot_action(slot, "restore", name)
+                return "restored"
+            except BackendError as exc:
+                log.info("%s: restoring %s into slot %d failed (%s)", self.url, name, slot, exc)
+                pool.saved.pop(name, None)
+        body = {"prompt": story, "n_predict": 0, "cache_prompt": True, "id_slot": slot}
+        _count_prompt(await self.http.post_json("/completion", body))
+        await self._save(pool, slot, story)
+        return "evaluated"
+
+    async def _save(self, pool: SlotPool, slot: int, story: str) -> None:
+        """Save ``slot``, which holds ``story``, for the other slots to copy."""
+        name = pool.save_name(story)
+        try:
+            await self._slot_action(slot, "save", name)
+        except BackendError as exc:
+            if pool.copies is None:
+                log.info(
+                    "%s cannot copy slots (%s): each slot evaluates the story itself; start "
+                    "llama-server with --slot-save-path DIR (and --swa-full for models with "
+                    "sliding-window layers, such as Gemma 3)",
+                    self.url,
+                    exc.cause,
+                )
+            pool.copies = False
+            return
+        pool.copies = True
+        pool.remember_saved(name, story)
+        await pool.changed()  # requests waiting for this slot can take a copy instead
+
+    async def _slot_action(self, slot: int, action: str, name: str) -> None:
+        """``POST /slots/{slot}?action=save|restore`` with the file ``name``."""
+        answer = await self.http.post_json(f"/slots/{slot}?action={action}", {"filename": name})
+        if not isinstance(answer, Mapping) or "error" in answer:
+            raise BackendProtocolError(self.url, f"slot {action} answered {answer!r}")
 
     def forget_slots(self) -> None:
         """The server restarted: no slot holds anything we sent before."""
@@ -91,21 +172,25 @@ class LlamaCppBackend:
             self._pool.forget()
 
     async def warm(self, story: str) -> int:
-        """Evaluate ``story`` (a prompt, trailing spaces already held back) into every
-        slot the pool uses that does not hold it yet, one slot at a time, so the next weave
-        of it starts warm.  Returns how many slots it evaluated.  Cancel it freely: a weave
-        should not wait behind it."""
+        """Put ``story`` (a prompt, trailing spaces already held back) into every slot the
+        pool uses that does not hold it yet, so the next weave of it starts warm: the slot
+        that holds most of it first, then the others as copies of it where the server copies
+        slots, else each evaluates it.  Returns how many slots it filled.  Cancel it freely:
+        a weave should not wait behind it."""
         pool = await self.slots()
         if pool is None:
             return 0
         warmed = 0
-        for state in pool.slots:
+        for state in sorted(pool.slots, key=lambda s: s.missing(story)):
             if state.missing(story) <= 0:
                 continue
             async with pool.slot(story, only=state.id) as slot:
-                body = {"prompt": story, "n_predict": 0, "cache_prompt": True, "id_slot": slot}
-                answer = await self.http.post_json("/completion", body)
-                _count_prompt(answer)
+                done = await self._fill(pool, slot, story)
+                if done != "evaluated":  # the rest of the story, after a copy or a draft
+                    body = {"prompt": story, "n_predict": 0, "cache_prompt": True, "id_slot": slot}
+                    _count_prompt(await self.http.post_json("/completion", body))
+                if done == "held" and pool.copies is not False and pool.covered(story) is None:
+                    await self._save(pool, slot, story)  # copies of the newest draft
                 warmed += 1
         return warmed
 

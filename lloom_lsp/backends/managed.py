@@ -185,6 +185,24 @@ class ManagedBackend:
         warm = getattr(delegate, "warm", None)
         return int(await warm(story)) if warm is not None else 0
 
+    async def context_tokens(self) -> int | None:
+        """The delegate's context per request (None where it cannot say)."""
+        delegate, _ = await self._ensure()
+        method = getattr(delegate, "context_tokens", None)
+        return await method() if method is not None else None
+
+    async def copies_slots(self) -> bool | None:
+        """Whether the delegate copies slots (None: it has none)."""
+        delegate, _ = await self._ensure()
+        method = getattr(delegate, "copies_slots", None)
+        return await method() if method is not None else None
+
+    async def count_tokens(self, text: str) -> int | None:
+        """The delegate's token count of ``text`` (None where it cannot count)."""
+        delegate, _ = await self._ensure()
+        method = getattr(delegate, "count_tokens", None)
+        return await method(text) if method is not None else None
+
     async def check(self) -> BackendInfo:
         delegate, _ = await self._ensure()
         info = await delegate.check()

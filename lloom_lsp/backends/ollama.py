@@ -8,6 +8,7 @@ request and no token ids, so beams continue by text.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -17,10 +18,12 @@ from .errors import BackendError, BackendProtocolError
 from .openai import OpenAIStyleBackend, parse_entry
 from .streaming import Chunk, closing, collect, ndjson_objects, release_steps
 
-__all__ = ["MIN_VERSION", "OllamaBackend"]
+__all__ = ["MIN_VERSION", "OLLAMA_DEFAULT_CONTEXT", "OllamaBackend"]
 
 #: The first release whose /api/generate returns logprobs (ollama/ollama PR #12899).
 MIN_VERSION = (0, 12, 11)
+#: The context Ollama gives a model that sets no ``num_ctx`` (``OLLAMA_CONTEXT_LENGTH``).
+OLLAMA_DEFAULT_CONTEXT = 4096
 
 
 class OllamaBackend(OpenAIStyleBackend):
@@ -39,6 +42,19 @@ class OllamaBackend(OpenAIStyleBackend):
             raise BackendProtocolError(self.url, "/api/tags lists no models (ollama pull one)")
         first = models[0]
         return str(first.get("name") or first.get("model") or ""), "ollama"
+
+    async def context_tokens(self) -> int | None:
+        """Tokens one request may hold: the model's ``num_ctx`` parameter (``/api/show``),
+        else Ollama's default context, 4,096.  Ollama cuts a longer prompt's start without
+        an error, so the story must be sized before it is sent."""
+        answer = await self.http.post_json("/api/show", {"model": await self.model_name()})
+        parameters = answer.get("parameters") if isinstance(answer, Mapping) else None
+        found = (
+            re.search(r"^num_ctx\s+(\d+)", parameters or "", re.M)
+            if isinstance(parameters, str)
+            else None
+        )
+        return int(found.group(1)) if found else OLLAMA_DEFAULT_CONTEXT
 
     async def _body_for(self, prompt: Prompt, max_tokens: int) -> Callable[[int], dict[str, Any]]:
         model = await self.model_name()

@@ -100,6 +100,8 @@ class OpenAIStyleBackend:
         self._cap_logged = False
         self._models_listed = False
         self._models_lock = asyncio.Lock()
+        #: Tokens a request may hold, where the model list says (vLLM's ``max_model_len``).
+        self.context_length: int | None = None
 
     def default_max_logprobs(self) -> int:
         return DEFAULT_MAX_LOGPROBS
@@ -137,9 +139,16 @@ class OpenAIStyleBackend:
                     ) from exc
             else:
                 self.model = self.model or model
+                self.context_length = _max_model_len(answer, self.model)
                 if not self._explicit_cap:
                     self.max_logprobs = self.max_logprobs_for(self.owned_by)
             self._models_listed = True
+
+    async def context_tokens(self) -> int | None:
+        """Tokens one request may hold: ``max_model_len`` from the model list (vLLM);
+        None where the server does not say."""
+        await self._list_models()
+        return self.context_length
 
     def max_logprobs_for(self, owned_by: str) -> int:
         """The cap once the server is known (``owned_by`` names it)."""
@@ -348,6 +357,16 @@ class OpenAIBackend(OpenAIStyleBackend):
 
 
 # -- answers ------------------------------------------------------------------------------
+
+
+def _max_model_len(answer: Any, model: str) -> int | None:
+    """``max_model_len`` of ``model`` in a ``/v1/models`` answer (vLLM lists it)."""
+    data = answer.get("data") if isinstance(answer, Mapping) else None
+    for entry in data if isinstance(data, list) else ():
+        if isinstance(entry, Mapping) and entry.get("id") == model:
+            length = entry.get("max_model_len")
+            return length if isinstance(length, int) and length > 0 else None
+    return None
 
 
 def first_choice(answer: Any, url: str) -> Mapping[str, Any]:

@@ -17,6 +17,14 @@ each slot and pins every request with ``id_slot``:
 A story short enough to evaluate in a moment counts as held everywhere: spreading its beams
 over every slot at once costs less than waiting.  The pool is shared by every weave and
 document that uses the backend, so its size is also the backend's one concurrency limit.
+
+**Copies.**  A server started with ``--slot-save-path`` (and, for models with sliding-window
+layers such as Gemma 3, ``--swa-full``, without which a restored cache is evaluated again)
+saves a slot's cache to a file and restores it into another slot in milliseconds.  Then the
+story is evaluated once, on one slot, and every other slot gets it as a copy: a saved
+story counts as held by every idle slot (``saved``), so nobody waits and nothing is
+evaluated twice.  Documents woven in turn keep their saved stories, so each one's slots
+come back as copies instead of evaluations.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from contextlib import asynccontextmanager
 
 import attrs
 
-__all__ = ["CHEAP_CHARS", "SlotPool", "SlotState"]
+__all__ = ["CHEAP_CHARS", "SlotPool", "SlotState", "missing"]
 
 #: Characters of story a slot may lack and still count as holding it: about 250 tokens,
 #: half a second of prompt processing on 2 cores (440 tokens/s).
@@ -45,10 +53,17 @@ class SlotState:
     ids: tuple[int, ...] = ()  # the beam's token ids after it
     busy: bool = False
     used: int = 0  # when it was last taken (larger is more recent)
+    #: What it held before the request that holds it now took it.
+    before: str = ""
 
     def missing(self, story: str) -> int:
         """Characters of ``story`` this slot would have to evaluate."""
-        return len(story) - len(os.path.commonprefix([self.story, story]))  # noqa: RUF071 (characters)
+        return missing(self.story, story)
+
+
+def missing(held: str, story: str) -> int:
+    """Characters of ``story`` a cache that holds ``held`` would have to evaluate."""
+    return len(story) - len(os.path.commonprefix([held, story]))  # noqa: RUF071 (characters)
 
 
 class SlotPool:
@@ -59,6 +74,11 @@ class SlotPool:
         self.cheap_chars = cheap_chars
         self._changed = asyncio.Condition()
         self._clock = itertools.count(1)
+        #: Whether the server copies slots (save, restore): None until tried.
+        self.copies: bool | None = None
+        #: Saved slot files and the story each holds, the most recent last.
+        self.saved: dict[str, str] = {}
+        self._names = [f"lloom-{os.getpid()}-{k}.bin" for k in range(2 * len(self.slots))]
 
     def __len__(self) -> int:
         return len(self.slots)
@@ -67,6 +87,29 @@ class SlotPool:
         """Slots that hold ``story`` (all but ``cheap_chars`` of it)."""
         return [s for s in self.slots if s.missing(story) <= self.cheap_chars]
 
+    def covered(self, story: str) -> str | None:
+        """The saved file that holds ``story`` (all but ``cheap_chars`` of it), or None."""
+        if not self.copies:
+            return None
+        best = min(self.saved, key=lambda name: missing(self.saved[name], story), default=None)
+        if best is None or missing(self.saved[best], story) > self.cheap_chars:
+            return None
+        return best
+
+    def save_name(self, story: str) -> str:
+        """The file to save ``story`` to: the one an earlier draft of it went to, else a
+        free one, else the one saved longest ago."""
+        draft = self.covered(story)
+        if draft is not None:
+            return draft
+        free = [name for name in self._names if name not in self.saved]
+        return free[0] if free else next(iter(self.saved))
+
+    def remember_saved(self, name: str, story: str) -> None:
+        """``name`` now holds ``story``."""
+        self.saved.pop(name, None)
+        self.saved[name] = story
+
     def choose(self, story: str, ids: tuple[int, ...] = ()) -> SlotState | None:
         """The slot for a prompt now, or None: wait for one to free."""
         idle = [s for s in self.slots if not s.busy]
@@ -74,9 +117,16 @@ class SlotPool:
         if warm:
             # least to evaluate; then the longest shared beam prefix; then the most recent
             return min(warm, key=lambda s: (s.missing(story), -_shared(s.ids, ids), -s.used))
-        if self.holding(story) or not idle:
+        if not idle or (self.holding(story) and self.covered(story) is None):
             return None
+        # a cold slot: the story is restored there (a copy) or evaluated (nobody holds it);
+        # the least recently used first, so documents woven in turn keep their slots
         return min(idle, key=lambda s: (s.missing(story), s.used))
+
+    async def changed(self) -> None:
+        """Something that ``choose`` reads changed (a story was saved): look again."""
+        async with self._changed:
+            self._changed.notify_all()
 
     @asynccontextmanager
     async def slot(
@@ -93,6 +143,7 @@ class SlotPool:
                     break
                 await self._changed.wait()
             chosen.busy = True
+            chosen.before = chosen.story
             chosen.story, chosen.ids, chosen.used = story, ids, next(self._clock)
         try:
             yield chosen.id
@@ -111,6 +162,7 @@ class SlotPool:
         """The server restarted or was replaced: no slot holds anything we know of."""
         for slot in self.slots:
             slot.story, slot.ids = "", ()
+        self.saved.clear()
 
 
 def _shared(a: tuple[int, ...], b: tuple[int, ...]) -> int:

@@ -3,6 +3,7 @@ places where pygls needed correcting (invalid params, error reporting) and loggi
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import math
@@ -91,6 +92,17 @@ class LloomProtocol(LanguageServerProtocol):
             )
 
     def _forget(self, msg_id: Any, done: Any) -> None:
+        # Not at once: pygls' shutdown cancels every request's future while it iterates over
+        # them, and a callback that deleted one there failed the shutdown ("dictionary
+        # changed size during iteration") whenever a request was still running.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._drop(msg_id, done)
+        else:
+            loop.call_soon(self._drop, msg_id, done)
+
+    def _drop(self, msg_id: Any, done: Any) -> None:
         if self._request_futures.get(msg_id) is done:
             del self._request_futures[msg_id]
 
@@ -203,6 +215,19 @@ class LloomServer(LanguageServer):
             log.warning("cannot read document %r: %s", uri, exc)
             return None
         return doc if uri in self.workspace.text_documents else None
+
+    async def story(
+        self, doc: TextDocument, position: types.Position, settings: Settings, *, inserted: str = ""
+    ) -> str:
+        """The story at ``position`` (with ``inserted`` typed there first): the one place
+        every feature gets it (:mod:`.story`)."""
+        return await self.weaver.windows.story_at(doc, position, settings, inserted=inserted)
+
+    def story_now(
+        self, doc: TextDocument, position: types.Position, settings: Settings, *, inserted: str = ""
+    ) -> str:
+        """:meth:`story` without waiting: sized by what is known of the backend now."""
+        return self.weaver.windows.story_now(doc, position, settings, inserted=inserted)
 
     async def settings_for(self, uri: str | None) -> Settings:
         """Settings for a document, pulling workspace/configuration once per scope."""

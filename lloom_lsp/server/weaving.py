@@ -27,11 +27,20 @@ import attrs
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
-from ..backends import Backend, BackendAuthError, BackendError, BackendUnavailable, create_backend
+from ..backends import (
+    Backend,
+    BackendAuthError,
+    BackendContextError,
+    BackendError,
+    BackendUnavailable,
+    create_backend,
+)
+from ..backends.slots import CHEAP_CHARS, missing
 from ..config import BackendSettings, Settings
 from ..engine import Beam, Weave, WeaveResult, split_story
 from ..engine.memory import StepMemory, remembering
 from .progress import Progress
+from .story import StoryWindows
 
 __all__ = ["WeaveService", "speed_line"]
 
@@ -101,9 +110,12 @@ class WeaveService:
         #: (engine/memory.py): an accepted beam's next weave extends only the frontier.
         self._memories: dict[tuple[str, tuple[BackendSettings, int]], StepMemory] = {}
         self._warmups: dict[asyncio.Task[int], str] = {}  # task: uri
+        self._warm_prompts: dict[asyncio.Task[int], str] = {}  # task: the prompt it warms
         self._evaluating: set[asyncio.Task[int]] = set()  # warm-ups past their debounce
         self._prefetches: dict[asyncio.Task[WeaveResult | None], str] = {}  # task: uri
         self._error_shown: str | None = None
+        #: The story at each spot, sized to the backend (one owner: :mod:`.story`).
+        self.windows = StoryWindows(lambda settings: self.backend(settings)[0])
 
     # -- cache --------------------------------------------------------------------
 
@@ -199,7 +211,9 @@ class WeaveService:
             if running is not None and running.joinable:
                 log.info("cancelling the previous weave for %s", uri)
                 running.stop()
-            self.cancel_warmups(reason="a weave needs the backend")
+            # A warm-up evaluating this very story runs on: the weave's requests wait for
+            # its slot, then take copies of it, instead of evaluating the story again.
+            self.cancel_warmups(reason="a weave needs the backend", keep=split_story(story)[0])
             running = _Running(key, quiet=background)
             running.task = asyncio.ensure_future(
                 self._run(
@@ -307,7 +321,27 @@ class WeaveService:
         try:
             async with progress:
                 try:
-                    result = await weave.run(on_beam)
+                    try:
+                        result = await weave.run(on_beam)
+                    except BackendContextError as exc:
+                        shorter = self.windows.too_long(settings, exc, story)
+                        if shorter is None:
+                            raise
+                        log.info(
+                            "the story (%d characters) is too long for %s; weaving its last "
+                            "%d characters",
+                            len(story),
+                            settings.backend.url,
+                            len(shorter),
+                        )
+                        weave = Weave(
+                            remembering(backend, memory) if settings.weave.reuse else backend,
+                            shorter,
+                            settings.weave,
+                            concurrency=settings.backend.concurrency,
+                            limiter=limiter,
+                        )
+                        result = await weave.run(on_beam)
                 except BackendError as exc:
                     progress.end_message = "backend failed"
                     self._status(uri, "failed", str(exc))
@@ -367,11 +401,22 @@ class WeaveService:
         self._warmups[task] = uri
         task.add_done_callback(self._warm_done)
 
-    def cancel_warmups(self, uri: str | None = None, *, reason: str = "") -> int:
+    def cancel_warmups(
+        self, uri: str | None = None, *, reason: str = "", keep: str | None = None
+    ) -> int:
         """Cancel pending and running warm-ups (of one document, or all).  Returns how
-        many; a ``reason`` is logged."""
+        many; a ``reason`` is logged.  ``keep``: a prompt whose warm-up, once evaluating,
+        runs on (all but ``CHEAP_CHARS`` of it)."""
         cancelled = 0
         for task, doc_uri in list(self._warmups.items()):
+            warming = self._warm_prompts.get(task)
+            if (
+                keep is not None
+                and task in self._evaluating
+                and warming is not None
+                and missing(warming, keep) <= CHEAP_CHARS
+            ):
+                continue
             if (uri is None or doc_uri == uri) and not task.done():
                 task.cancel()
                 cancelled += 1
@@ -390,6 +435,7 @@ class WeaveService:
             return 0  # this protocol keeps no prompt cache we can fill
         if (this := asyncio.current_task()) is not None:
             self._evaluating.add(this)
+            self._warm_prompts[this] = prompt
         started = time.perf_counter()
         try:
             warmed = int(await warm(prompt))
@@ -408,6 +454,7 @@ class WeaveService:
 
     def _warm_done(self, task: asyncio.Task[int]) -> None:
         self._warmups.pop(task, None)
+        self._warm_prompts.pop(task, None)
         self._evaluating.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.warning("warm-up failed: %r", exc, exc_info=exc)

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import httpx
 
 from lloom_lsp.backends import LlamaCppBackend
+from lloom_lsp.backends.process import LlamaServerProcess
 from lloom_lsp.config import WeaveSettings
 from lloom_lsp.engine import weave
 from lloom_lsp.engine.beam import split_story
+from lloom_lsp.engine.source import Usage, current_usage
 from lloom_lsp.testmodel import SAMPLE_PROMPTS
 
 _fresh = itertools.count()
@@ -49,9 +52,56 @@ async def test_a_cold_weave_evaluates_the_story_once(llama_server_url: str) -> N
     assert stats.requests > 4  # several chains ran, so several slots could have been used
     assert n_story <= stats.prompt_tokens <= n_story + 2 * stats.tree_tokens
     slots = await slot_states(llama_server_url)
-    # Only one slot's cache holds the story; the others were never asked to evaluate it.
+    # The server copies slots (--slot-save-path): the story was evaluated on one slot and
+    # restored into the others, so the weave ran on several at once.
     holding = [s for s in slots if int(str(s.get("n_prompt_tokens", 0))) >= n_story]
-    assert len(holding) == 1
+    assert len(holding) > 1
+
+
+async def test_without_slot_copies_a_cold_weave_keeps_to_the_slot_that_holds_the_story(
+    test_model_path: Path, tmp_path: Path
+) -> None:
+    """A server without --slot-save-path: the other slots wait for the one that holds the
+    story, rather than evaluating it again."""
+    with LlamaServerProcess(
+        test_model_path, copies=False, log_path=tmp_path / "llama-server.log"
+    ) as server:
+        story = long_story()
+        n_story = await story_tokens(server.url, story)
+        backend = LlamaCppBackend(server.url, concurrency=4)
+        try:
+            result = await weave(backend, story, WeaveSettings(max_suggestions=25))
+            pool = await backend.slots()
+        finally:
+            await backend.aclose()
+        assert pool is not None and pool.copies is False
+        stats = result.stats
+        assert n_story <= stats.prompt_tokens <= n_story + 2 * stats.tree_tokens
+        slots = await slot_states(server.url)
+        holding = [s for s in slots if int(str(s.get("n_prompt_tokens", 0))) >= n_story]
+        assert len(holding) == 1
+
+
+async def test_a_warm_up_copies_the_story_instead_of_evaluating_it_on_every_slot(
+    llama_server_url: str,
+) -> None:
+    story = long_story()
+    prompt = split_story(story)[0]
+    n_story = await story_tokens(llama_server_url, story)
+    backend = LlamaCppBackend(llama_server_url, concurrency=4)
+    usage = Usage()
+    token = current_usage.set(usage)
+    try:
+        warmed = await backend.warm(prompt)
+    finally:
+        current_usage.reset(token)
+        await backend.aclose()
+    assert warmed == 4
+    # once, not four times: measured n_story less the first line's few tokens that a slot
+    # held from an earlier draft (the copies re-evaluate nothing)
+    assert n_story - 16 <= usage.prompt_tokens < n_story + 4 * 8
+    slots = await slot_states(llama_server_url)
+    assert all(int(str(s.get("n_prompt_tokens", 0))) >= n_story for s in slots[:4])
 
 
 async def test_a_warm_up_fills_every_slot_and_the_next_weave_evaluates_almost_nothing(

@@ -75,7 +75,7 @@ def real_server(
     try:
         server = LlamaServerProcess(
             real_model_path,
-            extra_args=context_args(MAX_CONTEXT_CHARS, SLOTS),
+            extra_args=(*context_args(MAX_CONTEXT_CHARS, SLOTS), "--metrics"),
             log_path=log_path,
         )
     except LlamaServerNotFound as exc:

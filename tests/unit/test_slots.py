@@ -92,3 +92,61 @@ async def test_a_cancelled_warm_up_forgets_what_the_slot_held() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert pool.slots[0].story == "" and not pool.slots[0].busy
+
+
+# -- copies (a server with --slot-save-path) ---------------------------------------------------
+
+
+async def test_with_a_saved_copy_nobody_waits_for_the_slot_that_holds_the_story() -> None:
+    pool = SlotPool(3)
+    pool.copies = True
+    pool.remember_saved("a.bin", LONG)
+    held: list[int] = []
+    gate = asyncio.Event()
+
+    async def request() -> None:
+        async with pool.slot(LONG) as slot:
+            held.append(slot)
+            await gate.wait()
+
+    tasks = [asyncio.ensure_future(request()) for _ in range(3)]
+    while len(held) < 3:
+        await asyncio.sleep(0)
+    assert sorted(held) == [0, 1, 2]  # the two cold slots take copies, at once
+    gate.set()
+    await asyncio.gather(*tasks)
+
+
+async def test_without_copies_a_saved_file_changes_nothing() -> None:
+    pool = SlotPool(2)
+    pool.copies = False
+    pool.remember_saved("a.bin", LONG)
+    pool.slots[0].story = LONG
+    pool.slots[0].busy = True
+    assert pool.choose(LONG) is None  # wait for the slot that holds it, as before
+
+
+def test_a_later_draft_is_saved_over_its_earlier_one_and_others_take_free_names() -> None:
+    pool = SlotPool(2)
+    pool.copies = True
+    first = pool.save_name(LONG)
+    pool.remember_saved(first, LONG)
+    assert pool.save_name(LONG + " And then the lamp went out.") == first
+    other = pool.save_name(OTHER)
+    assert other != first
+    pool.remember_saved(other, OTHER)
+    assert pool.covered(OTHER + " More.") == other
+    assert pool.covered("Nothing like either of them. " * 100) is None
+
+
+def test_when_every_name_is_used_the_oldest_saved_story_is_overwritten() -> None:
+    pool = SlotPool(1)  # two names
+    pool.copies = True
+    stories = [f"Story {i}. " + "x " * 1200 for i in range(3)]
+    names = []
+    for story in stories:
+        name = pool.save_name(story)
+        pool.remember_saved(name, story)
+        names.append(name)
+    assert names[2] == names[0] and names[1] != names[0]
+    assert pool.covered(stories[0]) is None and pool.covered(stories[2]) == names[2]

@@ -27,7 +27,6 @@ from ..app import LloomServer
 from ..convert import (
     BRANCH_ACTION_KIND,
     CODE_ACTION_KIND,
-    from_lsp_story,
     to_lsp_branch_action,
     to_lsp_branch_offer,
     to_lsp_code_actions,
@@ -58,7 +57,7 @@ def register(server: LloomServer) -> None:
         invoked = params.context.trigger_kind != types.CodeActionTriggerKind.Automatic
         actions: list[types.CodeAction] = []
         if _wanted(CODE_ACTION_KIND, only):
-            story = from_lsp_story(doc, position, settings.story.max_context_chars)
+            story = await ls.story(doc, position, settings)
             if invoked:
                 result = await ls.weaver.weave(
                     doc.uri, story, settings, progress_token=params.work_done_token
@@ -115,7 +114,7 @@ async def _branch(
         return None
     settings = await ls.settings_for(uri)
     replaced = types.Range(span.range.start, spans.run_end(uri, span))
-    before = from_lsp_story(doc, replaced.start, settings.story.max_context_chars)
+    before = await ls.story(doc, replaced.start, settings)
     held = before[len(before.rstrip(" \t")) :]
     start = heal_whitespace(held, alternative.text)
     if not start:

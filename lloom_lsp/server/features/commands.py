@@ -26,7 +26,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
 from ..app import LloomServer
-from ..convert import from_lsp_story, to_lsp_weave_result
+from ..convert import to_lsp_weave_result
 from ..spans import woven_spans
 from ..weaving import speed_line
 from ..woven import woven_tokens
@@ -67,7 +67,7 @@ def register(server: LloomServer) -> None:
             }
         # The story after the beam, taken now: the editor's change may arrive before or
         # after its answer to applyEdit.
-        after = from_lsp_story(doc, position, settings.story.max_context_chars, inserted=text)
+        after = await ls.story(doc, position, settings, inserted=text)
         edit = types.WorkspaceEdit(
             document_changes=[
                 types.TextDocumentEdit(
@@ -81,7 +81,6 @@ def register(server: LloomServer) -> None:
         # The woven text remembers its tokens (hover, "Branch here"), once the editor's
         # change has inserted it: the beams are found in the weaves cached for this spot.
         spans = woven_spans(ls)
-        max_chars = settings.story.max_context_chars
         spans.expect(
             doc,
             position,
@@ -90,7 +89,7 @@ def register(server: LloomServer) -> None:
                 text,
                 lambda done: ls.weaver.cached(
                     uri,
-                    from_lsp_story(doc, position, max_chars, inserted=done),
+                    ls.story_now(doc, position, settings, inserted=done),
                     settings,
                     any_settings=True,  # a deeper or N-token weave is cached under its own
                 ),

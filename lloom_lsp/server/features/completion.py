@@ -15,7 +15,7 @@ import asyncio
 from lsprotocol import types
 
 from ..app import LloomServer
-from ..convert import from_lsp_story, to_lsp_completion_items
+from ..convert import to_lsp_completion_items
 
 
 def register(server: LloomServer) -> None:
@@ -28,7 +28,7 @@ def register(server: LloomServer) -> None:
         if doc is None:
             return empty
         settings = await ls.settings_for(doc.uri)
-        story = from_lsp_story(doc, params.position, settings.story.max_context_chars)
+        story = await ls.story(doc, params.position, settings)
         result = ls.weaver.cached(doc.uri, story, settings)
         if result is None:
             this = asyncio.current_task()

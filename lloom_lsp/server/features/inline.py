@@ -13,7 +13,7 @@ import asyncio
 from lsprotocol import types
 
 from ..app import LloomServer
-from ..convert import from_lsp_story, to_lsp_inline_items
+from ..convert import to_lsp_inline_items
 
 
 def register(server: LloomServer) -> None:
@@ -29,7 +29,7 @@ def register(server: LloomServer) -> None:
         if doc is None:
             return empty
         settings = await ls.settings_for(uri)
-        story = from_lsp_story(doc, params.position, settings.story.max_context_chars)
+        story = await ls.story(doc, params.position, settings)
         automatic = params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
         if automatic:
             cached = ls.weaver.cached(uri, story, settings)

@@ -21,7 +21,7 @@ from pygls.workspace import TextDocument
 from ...config import Settings
 from ...engine import WeaveResult
 from ..app import LloomServer
-from ..convert import change_end, end_of_document, from_lsp_story, position_after
+from ..convert import change_end, end_of_document, position_after
 from ..spans import woven_spans
 from ..woven import woven_tokens
 from .shading import publish_spans
@@ -56,8 +56,9 @@ async def _warm_soon(ls: LloomServer, doc: TextDocument, cursor: types.Position)
     settings = await ls.settings_for(doc.uri)
     if doc.version != version or not settings.warmup.enabled:
         return  # changed while the settings were pulled: that change warms up instead
-    story = from_lsp_story(doc, cursor, settings.story.max_context_chars)
-    ls.weaver.warm_soon(doc.uri, story, settings)
+    story = await ls.story(doc, cursor, settings)
+    if doc.version == version:  # else the change since warms up instead
+        ls.weaver.warm_soon(doc.uri, story, settings)
 
 
 async def _remember_woven(
@@ -95,10 +96,9 @@ def _cached_after(
 ) -> Callable[[str], WeaveResult | None]:
     """The cached weave of the story at ``start`` with ``fragment`` and then a prefix of
     the inserted text after it."""
-    max_chars = settings.story.max_context_chars
 
     def cached(done: str) -> WeaveResult | None:
-        story = from_lsp_story(doc, start, max_chars, inserted=fragment + done)
+        story = ls.story_now(doc, start, settings, inserted=fragment + done)
         return ls.weaver.cached(doc.uri, story, settings, any_settings=True)
 
     return cached

@@ -21,7 +21,6 @@ from lsprotocol import types
 from ...config import WeaveSettings
 from ...engine import WeaveResult
 from ..app import LloomServer, command_progress_token
-from ..convert import from_lsp_story
 
 __all__ = ["MAX_DEPTH", "Woven", "weave_at"]
 
@@ -69,7 +68,7 @@ async def weave_at(
         depth = min((depth or settings.weave.max_depth) * 2, MAX_DEPTH)
     if depth is not None:
         settings = attrs.evolve(settings, weave=attrs.evolve(settings.weave, max_depth=depth))
-    story = from_lsp_story(doc, position, settings.story.max_context_chars, inserted=after)
+    story = await ls.story(doc, position, settings, inserted=after)
     token = command_progress_token.get()
     try:
         result = await ls.weaver.weave(
