@@ -228,6 +228,7 @@ class LspSession:
         self.client = LanguageClient("real-bench", "1")
         self.log: list[str] = []
         self.version = 0
+        self.versions: dict[str, int] = {}
         self.client.feature("window/logMessage")(lambda params: self.log.append(params.message))
         self.client.feature("window/showMessage")(lambda params: self.log.append(params.message))
 
@@ -273,20 +274,57 @@ class LspSession:
             change = types.TextDocumentContentChangeWholeDocument(text=text)
             self.client.text_document_did_change(types.DidChangeTextDocumentParams(doc, [change]))
 
-    async def complete_at_end(self, text: str) -> tuple[float, int]:
+    def open(self, uri: str, text: str) -> None:
+        """Open another document (its version 1)."""
+        from lsprotocol import types
+
+        item = types.TextDocumentItem(uri, "plaintext", 1, text)
+        self.client.text_document_did_open(types.DidOpenTextDocumentParams(item))
+        self.versions[uri] = 1
+
+    def insert_at_end(self, uri: str, text: str, piece: str) -> None:
+        """An incremental ``didChange`` that appends ``piece`` to ``text`` (the document's
+        text now), as an editor sends a typed word."""
+        from lsprotocol import types
+
+        self.versions[uri] = version = self.versions.get(uri, 1) + 1
+        end = _end(text)
+        doc = types.VersionedTextDocumentIdentifier(version=version, uri=uri)
+        change = types.TextDocumentContentChangePartial(range=types.Range(end, end), text=piece)
+        self.client.text_document_did_change(types.DidChangeTextDocumentParams(doc, [change]))
+
+    async def weave_again_at_end(self, uri: str, text: str) -> float:
+        """Seconds for ``lloom.weave`` with ``fresh`` at the end of ``text``: the same story
+        woven anew, on the cache the weave before left."""
+        from lsprotocol import types
+
+        params = types.ExecuteCommandParams(
+            command="lloom.weave", arguments=[uri, _end(text), {"fresh": True}]
+        )
+        started = time.perf_counter()
+        answer = await self.client.workspace_execute_command_async(params)
+        if not answer or not answer.get("beams"):
+            raise RuntimeError(f"lloom.weave gave no beams: {answer}")
+        return time.perf_counter() - started
+
+    async def complete_at_end(self, text: str, uri: str = URI) -> tuple[float, int]:
         """Seconds for ``textDocument/completion`` at the end of ``text``, and its items."""
         from lsprotocol import types
 
-        lines = text.split("\n")
-        column = len(lines[-1].encode("utf-16-le")) // 2
-        params = types.CompletionParams(
-            types.TextDocumentIdentifier(self.URI), types.Position(len(lines) - 1, column)
-        )
+        params = types.CompletionParams(types.TextDocumentIdentifier(uri), _end(text))
         started = time.perf_counter()
         answer = await self.client.text_document_completion_async(params)
         wall = time.perf_counter() - started
         items = answer.items if isinstance(answer, types.CompletionList) else (answer or [])
         return wall, len(items)
+
+
+def _end(text: str) -> Any:
+    """The LSP position (UTF-16) at the end of ``text``."""
+    from lsprotocol import types
+
+    lines = text.split("\n")
+    return types.Position(len(lines) - 1, len(lines[-1].encode("utf-16-le")) // 2)
 
 
 # -- tables ----------------------------------------------------------------------------------

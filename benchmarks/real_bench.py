@@ -2,7 +2,10 @@
 
     .venv/bin/python benchmarks/real_bench.py [--quick] [--repeat N] [--json out.json]
 
-``--quick`` skips the long-story ``token`` c1 rows; ``--models real`` (or ``bigram``) measures
+``--sections writer,small,weaves`` picks what to measure (all by default): ``writer`` is the
+writer's loop through the language server and ``small`` a weave against llama-servers with a
+small context (``writer_loop.py``), ``weaves`` everything below.  ``--quick`` skips the
+long-story ``token`` c1 rows; ``--models real`` (or ``bigram``) measures
 one model; ``--from-json out.json`` prints the tables of an earlier run again.  A full run
 takes about 10 minutes on an idle 2-core machine, and several times that on a busy one.
 
@@ -70,6 +73,7 @@ import attrs
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from writer_loop import small_servers, writer_loop, writer_report  # noqa: I001 (beside bench_support)
 from bench_support import (
     LspSession,
     batching,
@@ -99,6 +103,7 @@ STRATEGIES = {
     "best c4": ("best", 4),
 }
 RTTS = (0, 20)
+SECTIONS = ("writer", "small", "weaves")
 #: The language server probe weaves with the default strategy.
 LSP_STRATEGY = WeaveSettings().strategy
 #: The bigram model's slots are capped at its training context, 4,096 tokens, and its
@@ -414,7 +419,16 @@ async def main() -> None:
     parser.add_argument("--json", type=Path, default=HERE / "results/real_bench.json")
     parser.add_argument("--models", default="real,bigram", help="comma-separated subset")
     parser.add_argument("--from-json", type=Path, help="print the tables of an earlier run")
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {','.join(SECTIONS)} (the writer's loop, the "
+        "small servers, then the rest, on the real model)",
+    )
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
+    if unknown := sections - set(SECTIONS):
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     if args.from_json:
         print(report(json.loads(args.from_json.read_text())))
         return
@@ -431,11 +445,15 @@ async def main() -> None:
             from lloom_lsp.testmodel import build_model
 
             path = build_model(logs / "lloom-bigram-test.gguf")
-        sizing = context_args(16000, 4)
+        sizing = (*context_args(16000, 4), "--metrics")
         async with LlamaServerProcess(
             path, extra_args=sizing, log_path=logs / f"{model}.log"
         ) as server:
-            for rtt in RTTS:
+            if model == "real" and "writer" in sections:
+                result["writer"] = await writer_loop(server.url, _drafts, logs)
+            if model == "real" and "small" in sections:
+                result["small"] = await small_servers(path, _drafts, logs)
+            for rtt in RTTS if "weaves" in sections else ():
                 async with contextlib.AsyncExitStack() as stack:
                     url = server.url
                     if rtt:
@@ -443,7 +461,7 @@ async def main() -> None:
                         url = await stack.enter_async_context(proxy)
                     for story in ("short", "long"):
                         result["rows"] += await measure_group(model, url, rtt, story, args)
-            if model == "real":
+            if model == "real" and "weaves" in sections:
                 result["lsp"] = await lsp_round(server.url, STORIES["long"], args.repeat or 3)
                 result["continue"] = await continue_round(
                     server.url, STORIES["long"], args.repeat or 3
@@ -456,9 +474,11 @@ async def main() -> None:
                 print(f"  batching: array {b['array_s']:.2f}s, pinned {b['pinned_s']:.2f}s",
                       file=sys.stderr)  # fmt: skip
     result["loadavg_end"] = list(os.getloadavg())
-    result["targets"] = targets(result["rows"], result.get("lsp"))
-    result["bigram_targets"] = bigram_targets(result["rows"])
-    print(report(result))
+    if result["rows"]:
+        result["targets"] = targets(result["rows"], result.get("lsp"))
+        result["bigram_targets"] = bigram_targets(result["rows"])
+        print(report(result))
+    print("\n".join(["", *writer_report(result)]))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.json}", file=sys.stderr)

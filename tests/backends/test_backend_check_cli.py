@@ -88,3 +88,33 @@ def test_check_reports_a_server_without_probabilities(no_logprobs_stub: Any) -> 
     assert fields["protocol"] == "openai"
     assert fields["probabilities"].startswith("NO")
     assert "no token probabilities" in fields["detail"]
+
+
+def test_check_says_a_small_context_and_a_server_that_cannot_copy_slots(
+    test_model_path: Path, tmp_path: Path
+) -> None:
+    from lloom_lsp.backends.process import LlamaServerProcess
+
+    with LlamaServerProcess(
+        test_model_path,
+        extra_args=("-c", "1024", "-np", "1"),
+        copies=False,
+        log_path=tmp_path / "llama-server.log",
+    ) as server:
+        done = _check("--url", server.url)
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stdout.splitlines() if line.startswith("note:")]
+    assert len(notes) == 2, done.stdout
+    assert "1024 tokens a request" in notes[0] and "maxContextChars 16000" in notes[0]
+    assert "--slot-save-path" in notes[1]
+
+
+def test_check_of_the_managed_flags_says_the_context_and_nothing_of_copies(
+    llama_server_url: str,
+) -> None:
+    """The session's server has the managed flags; the test model's slots stop at its
+    4,096-token training context."""
+    done = _check("--url", llama_server_url)
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stdout.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "4096 tokens a request" in notes[0], done.stdout
