@@ -20,6 +20,7 @@ is below the setting, the log says so once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,8 @@ class _Limit:
     chars_per_token: float | None = None  # measured; None: not yet
     asked: bool = False  # the backend was asked for its context
     said: int = 0  # the window size last said in the log
+    #: One question at a time: every keystroke's warm-up asks for the story.
+    lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
 
 
 class StoryWindows:
@@ -123,6 +126,12 @@ class StoryWindows:
         """Ask the backend once for its context, and count ``sample``'s tokens once it is
         long enough to say how many characters a token is."""
         limit = self._limits.setdefault(settings.backend, _Limit())
+        if limit.asked and (limit.tokens is None or limit.chars_per_token is not None):
+            return  # all known
+        async with limit.lock:
+            await self._learn(limit, settings, sample)
+
+    async def _learn(self, limit: _Limit, settings: Settings, sample: str) -> None:
         backend = self._backend_for(settings)
         if not limit.asked:
             try:
