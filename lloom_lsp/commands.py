@@ -68,13 +68,13 @@ async def check_command(settings: Settings, as_json: bool) -> int:
     backend = create_backend(settings.backend)
     try:
         info = await backend.check()
-        notes = await _context_notes(backend, settings)
+        notes = [*await _context_notes(backend, settings), *info.notes]
     except BackendError as exc:
         return _fail(str(exc))
     finally:
         await backend.aclose()
     if as_json:
-        print(json.dumps({**info.to_dict(), "notes": notes}))
+        print(json.dumps({**info.to_dict(), "notes": notes}))  # the context's first
     else:
         print(f"backend:       {info.url}")
         print(f"protocol:      {info.protocol}")
@@ -88,8 +88,7 @@ async def check_command(settings: Settings, as_json: bool) -> int:
 
 
 async def _context_notes(backend: Any, settings: Settings) -> list[str]:
-    """What the server holds, and the story window it leaves; the llama-server flags that
-    keep a writer's weaves warm, where they are missing."""
+    """What the server holds, and the story window it leaves."""
     from .server.story import CHARS_PER_TOKEN, reserve_tokens
 
     notes = []
@@ -108,13 +107,6 @@ async def _context_notes(backend: Any, settings: Settings) -> list[str]:
         else:
             window += f"room for the whole story window ({setting} characters)"
         notes.append(window)
-    copies = getattr(backend, "copies_slots", None)
-    if copies is not None and not await copies():
-        notes.append(
-            "llama-server cannot copy slots: each slot evaluates the story itself; start it "
-            "with --slot-save-path DIR (and --swa-full for Gemma and other sliding-window "
-            "models)"
-        )
     return notes
 
 

@@ -42,6 +42,8 @@ class BackendInfo:
     model: str
     probabilities: bool  # token probabilities come back
     detail: str = ""
+    #: What the user should change on the server, one line each.
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)

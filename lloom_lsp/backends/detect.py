@@ -228,11 +228,6 @@ class DetectingBackend:
         method = getattr(await self.resolve(), "context_tokens", None)
         return await method() if method is not None else None
 
-    async def copies_slots(self) -> bool | None:
-        """Whether the detected backend copies slots (None: it has none)."""
-        method = getattr(await self.resolve(), "copies_slots", None)
-        return await method() if method is not None else None
-
     async def count_tokens(self, text: str) -> int | None:
         """The detected backend's token count of ``text`` (None where it cannot count)."""
         method = getattr(await self.resolve(), "count_tokens", None)

@@ -227,7 +227,22 @@ class LlamaCppBackend:
         probs = bool(cont.steps and cont.steps[0].top)
         slots = props.get("total_slots")
         detail = f"health {health.get('status', '?')}, {slots} slots" if slots else ""
-        return BackendInfo(self.url, self.protocol, model, probs, detail)
+        return BackendInfo(
+            self.url, self.protocol, model, probs, detail, tuple(await self._notes(props))
+        )
+
+    async def _notes(self, props: Mapping[str, Any]) -> list[str]:
+        """The server flags that cost a writer: slots that cannot be copied.  (Speculative
+        decoding cannot be told from ``/props``: its ``speculative.types`` says ``none``
+        under ``--spec-type ngram-simple`` too.)"""
+        notes = []
+        if not await self.copies_slots():
+            notes.append(
+                "llama-server cannot copy slots: each slot evaluates the story itself; start "
+                "it with --slot-save-path DIR (and --swa-full for Gemma and other "
+                "sliding-window models)"
+            )
+        return notes
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -191,12 +191,6 @@ class ManagedBackend:
         method = getattr(delegate, "context_tokens", None)
         return await method() if method is not None else None
 
-    async def copies_slots(self) -> bool | None:
-        """Whether the delegate copies slots (None: it has none)."""
-        delegate, _ = await self._ensure()
-        method = getattr(delegate, "copies_slots", None)
-        return await method() if method is not None else None
-
     async def count_tokens(self, text: str) -> int | None:
         """The delegate's token count of ``text`` (None where it cannot count)."""
         delegate, _ = await self._ensure()

@@ -90,9 +90,10 @@ def test_check_reports_a_server_without_probabilities(no_logprobs_stub: Any) -> 
     assert "no token probabilities" in fields["detail"]
 
 
-def test_check_says_a_small_context_and_a_server_that_cannot_copy_slots(
+def test_check_says_the_server_flags_that_cost_a_writer(
     test_model_path: Path, tmp_path: Path
 ) -> None:
+    """A small context and slots that cannot be copied, on a real llama-server."""
     from lloom_lsp.backends.process import LlamaServerProcess
 
     with LlamaServerProcess(
