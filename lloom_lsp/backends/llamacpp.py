@@ -110,10 +110,10 @@ class LlamaCppBackend:
 
     @asynccontextmanager
     async def _filled_slot(
-        self, pool: SlotPool, story: str, ids: tuple[int, ...] = (), *, only: int | None = None
+        self, pool: SlotPool, story: str, ids: tuple[int, ...] = ()
     ) -> AsyncIterator[int]:
         """A slot for ``story`` that holds it (up to ``cheap_chars``) once entered."""
-        async with pool.slot(story, ids, only=only) as slot:
+        async with pool.slot(story, ids) as slot:
             await self._fill(pool, slot, story)
             yield slot
 
