@@ -76,6 +76,12 @@ def translate_errors(url: str) -> Iterator[None]:
         status = exc.response.status_code
         body = exc.response.text
         raise http_error(url, status, body) from exc
+    except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
+        raise BackendUnavailable(
+            url,
+            f"the connection closed before the answer was complete ({_described(exc)}); is "
+            "a proxy or tunnel between closing it, or did the server stop?",
+        ) from exc
     except httpx.HTTPError as exc:
         raise BackendUnavailable(url, f"{type(exc).__name__}: {_reason(exc)}") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -84,6 +90,12 @@ def translate_errors(url: str) -> Iterator[None]:
 
 def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
+
+
+def _described(exc: BaseException) -> str:
+    """``Name: text``, or the name alone where the text is empty or repeats it."""
+    name, text = type(exc).__name__, str(exc)
+    return name if not text or text == name else f"{name}: {text}"
 
 
 class HttpTransport:
@@ -349,8 +361,11 @@ def _retry_after(exc: Exception) -> bool | float:
             return min(max(float(asked), 0.0), RETRY_WAIT_MAX)
         except ValueError:
             return True  # absent, or an HTTP date: the backoff decides
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return 0.0  # a stale kept-alive connection: at once, on a new one
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+        # The connection closed before any byte of the answer came: a kept-alive connection
+        # that the server, or a proxy or tunnel between, was closing as it was reused.  Sent
+        # again at once, on a new one: nothing of it was answered.
+        return 0.0
     return isinstance(exc, httpx.ConnectError)
 
 
