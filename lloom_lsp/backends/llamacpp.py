@@ -135,10 +135,14 @@ class LlamaCppBackend:
             except BackendError as exc:
                 log.info("%s: restoring %s into slot %d failed (%s)", self.url, name, slot, exc)
                 pool.saved.pop(name, None)
-        body = {"prompt": story, "n_predict": 0, "cache_prompt": True, "id_slot": slot}
-        _count_prompt(await self.http.post_json("/completion", body))
+        await self._evaluate(slot, story)
         await self._save(pool, slot, story)
         return "evaluated"
+
+    async def _evaluate(self, slot: int, story: str) -> None:
+        """Evaluate ``story`` into ``slot``'s cache (``n_predict: 0``), counted as usage."""
+        body = {"prompt": story, "n_predict": 0, "cache_prompt": True, "id_slot": slot}
+        _count_prompt(await self.http.post_json("/completion", body))
 
     async def _save(self, pool: SlotPool, slot: int, story: str) -> None:
         """Save ``slot``, which holds ``story``, for the other slots to copy."""
@@ -187,8 +191,7 @@ class LlamaCppBackend:
             async with pool.slot(story, only=state.id) as slot:
                 done = await self._fill(pool, slot, story)
                 if done != "evaluated":  # the rest of the story, after a copy or a draft
-                    body = {"prompt": story, "n_predict": 0, "cache_prompt": True, "id_slot": slot}
-                    _count_prompt(await self.http.post_json("/completion", body))
+                    await self._evaluate(slot, story)
                 if done == "held" and pool.copies is not False and pool.covered(story) is None:
                     await self._save(pool, slot, story)  # copies of the newest draft
                 warmed += 1

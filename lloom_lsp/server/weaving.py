@@ -39,6 +39,7 @@ from ..backends.slots import CHEAP_CHARS, missing
 from ..config import BackendSettings, Settings
 from ..engine import Beam, Weave, WeaveResult, split_story
 from ..engine.memory import StepMemory, remembering
+from ..engine.source import Prompt
 from .progress import Progress
 from .story import StoryWindows
 
@@ -298,14 +299,19 @@ class WeaveService:
             len(story),
             f", continuing {len(root.token_ids)} known tokens" if root else "",
         )
-        weave = Weave(
-            remembering(backend, memory) if settings.weave.reuse else backend,
-            story,
-            settings.weave,
-            concurrency=settings.backend.concurrency,
-            limiter=limiter,
-            root=root,
-        )
+        source = remembering(backend, memory) if settings.weave.reuse else backend
+
+        def weave_of(text: str, root: Prompt | None = None) -> Weave:
+            return Weave(
+                source,
+                text,
+                settings.weave,
+                concurrency=settings.backend.concurrency,
+                limiter=limiter,
+                root=root,
+            )
+
+        weave = weave_of(story, root)
         started = time.perf_counter()
         found = 0
         progress = Progress(self.server, progress_token, "Weaving", enabled=show_progress)
@@ -334,13 +340,7 @@ class WeaveService:
                             settings.backend.url,
                             len(shorter),
                         )
-                        weave = Weave(
-                            remembering(backend, memory) if settings.weave.reuse else backend,
-                            shorter,
-                            settings.weave,
-                            concurrency=settings.backend.concurrency,
-                            limiter=limiter,
-                        )
+                        weave = weave_of(shorter)  # on_beam reads its stats
                         result = await weave.run(on_beam)
                 except BackendError as exc:
                     progress.end_message = "backend failed"

@@ -47,6 +47,16 @@ async def complete(client: LanguageClient, text: str) -> list[types.CompletionIt
     return result.items
 
 
+def change_to(client: LanguageClient, text: str, *, version: int) -> None:
+    """The whole document becomes ``text`` (a didChange at ``version``)."""
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            types.VersionedTextDocumentIdentifier(version=version, uri=URI),
+            [types.TextDocumentContentChangeWholeDocument(text=text)],
+        )
+    )
+
+
 def options(url: str, backend_type: str = "auto", **backend: Any) -> dict[str, Any]:
     return {
         "lloom": {
@@ -83,12 +93,7 @@ async def test_a_small_llama_server_gets_a_story_it_holds_and_it_is_said_once(
     open_doc(bare_client, LONG)
     assert await complete(bare_client, LONG), errors_shown(bare_client)
     text = LONG + " and the river"
-    bare_client.text_document_did_change(
-        types.DidChangeTextDocumentParams(
-            types.VersionedTextDocumentIdentifier(version=2, uri=URI),
-            [types.TextDocumentContentChangeWholeDocument(text=text)],
-        )
-    )
+    change_to(bare_client, text, version=2)
     assert await complete(bare_client, text)
     assert errors_shown(bare_client) == []
     (line,) = said_shrunk(bare_client)  # once, not once a weave
@@ -138,12 +143,7 @@ async def test_a_server_that_names_no_size_teaches_it_with_its_error(
     # the next weave is sized from what the error said: no second refusal
     unnamed_small.clear()
     text = LONG + " and the river"
-    bare_client.text_document_did_change(
-        types.DidChangeTextDocumentParams(
-            types.VersionedTextDocumentIdentifier(version=2, uri=URI),
-            [types.TextDocumentContentChangeWholeDocument(text=text)],
-        )
-    )
+    change_to(bare_client, text, version=2)
     assert await complete(bare_client, text)
     assert len([m for m in bare_client.log_messages if "too long for" in m.message]) == 1
 
