@@ -19,12 +19,12 @@ from pygls.exceptions import (
     JsonRpcMethodNotFound,
 )
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 from pygls.workspace import TextDocument
 
 from .. import __version__
 from ..config import Settings
+from .documents import DocumentsProtocol
 from .settings import SettingsStore
 from .weaving import WeaveService
 
@@ -40,7 +40,7 @@ command_progress_token: contextvars.ContextVar[types.ProgressToken | None] = con
 )
 
 
-class LloomProtocol(LanguageServerProtocol):
+class LloomProtocol(DocumentsProtocol):
     """Corrections to pygls' protocol.
 
     * Every request is answered, as JSON-RPC requires; pygls logged and dropped those it

@@ -3,8 +3,10 @@
 Gotchas handled here:
 * LSP positions are 0-based lines and *code units* of the negotiated encoding
   (UTF-16 unless the client offered UTF-8 or UTF-32); ``TextDocument.offset_at_position``
-  turns them into a Python string index.  Lines are pygls' lines
-  (``str.splitlines``), so a position computed here points where pygls reads it.
+  turns them into a Python string index.  Lines break only at ``\\n``, ``\\r\\n`` and
+  ``\\r``, as in LSP (:mod:`.documents`, whose document every feature reads), so a
+  position computed here points where the client reads it.  Every function here takes a
+  pygls ``TextDocument`` too, and reads it the same way.
 * Clients filter completion items by the word before the cursor.  Each item's edit
   therefore covers that word fragment and re-inserts it followed by the beam, so
   the result is the same as inserting the beam at the cursor, and the client's
@@ -27,8 +29,9 @@ from lsprotocol import types
 from pygls.workspace import TextDocument
 
 from ..engine import Beam, WeaveResult
-from ..engine.window import window_start
+from ..engine.window import STEPS, window_start
 from ..terminal import bar, visible
+from .documents import LloomTextDocument, lsp_document, split_lines, units
 from .labels import beam_labels
 
 if TYPE_CHECKING:
@@ -63,33 +66,38 @@ def from_lsp_story(
 
     ``inserted``: text about to be inserted at the cursor; the story is then the one at
     the end of it (after an accepted beam, before the editor sends the change).
+
+    Only the end of the text is read: ``window_start`` looks at nothing before
+    ``len(text) - max_chars``, and dropping a whole number of its grid steps from the start
+    (fewer than that many characters) moves its grid with the text, so the story is the
+    same as from the whole text (a unit test holds them equal).
     """
-    text = text_before(doc, position, inserted)
+    doc = lsp_document(doc)
+    end = doc.offset_at_position(position)
+    overflow = end + len(inserted) - max_chars
+    step = max(1, max_chars // STEPS)
+    skip = (overflow - 1) // step * step if overflow > 0 else 0
+    text = _text_between(doc, skip, end, inserted)
     return text[window_start(text, max_chars) :]
 
 
-def text_before(doc: TextDocument, position: types.Position, inserted: str = "") -> str:
-    """The whole document text before the cursor, with ``inserted`` after it."""
-    return _whole_characters(doc.source[: _offset(doc, position)] + inserted)
+def text_before(
+    doc: TextDocument, position: types.Position, inserted: str = "", *, last: int | None = None
+) -> str:
+    """The document text before the cursor, with ``inserted`` after it: all of it, or
+    only its ``last`` characters."""
+    doc = lsp_document(doc)
+    end = doc.offset_at_position(position)
+    skip = 0 if last is None else max(0, end + len(inserted) - last)
+    return _text_between(doc, skip, end, inserted)
 
 
-def _offset(doc: TextDocument, position: types.Position) -> int:
-    """The index in ``doc.source`` of a client position; past the end of a line is its end.
-
-    pygls clamps a column past the end to one before the last character (and changes the
-    client's Position while at it), so a cursor sent at column 100 of "Once upon a time"
-    read the story as "Once upon a tim".
-    """
-    lines = doc.lines
-    if position.line >= len(lines):
-        return len(doc.source)
-    line = lines[position.line]
-    content = line.rstrip("\r\n")
-    if position.character >= doc.position_codec.client_num_units(content):
-        start = doc.offset_at_position(types.Position(position.line, 0))
-        return start + len(content)
-    copy = types.Position(position.line, position.character)
-    return min(doc.offset_at_position(copy), len(doc.source))
+def _text_between(doc: LloomTextDocument, skip: int, end: int, inserted: str) -> str:
+    """The text before index ``end`` followed by ``inserted``, its first ``skip``
+    characters left out."""
+    if skip <= end:
+        return _whole_characters(doc.source[skip:end] + inserted)
+    return _whole_characters(inserted[skip - end :])
 
 
 def _whole_characters(text: str) -> str:
@@ -102,21 +110,17 @@ def _whole_characters(text: str) -> str:
     return text
 
 
-def _ends_line(text: str) -> bool:
-    return bool(text) and text.splitlines()[0] != text
-
-
 def _after(doc: TextDocument, start: types.Position, text: str) -> types.Position:
     """The position just after ``text`` when it starts at ``start``."""
-    pieces = text.splitlines(True)
+    pieces = split_lines(text)
     if not pieces:
         return start
-    if _ends_line(pieces[-1]):
+    if pieces[-1].endswith(("\n", "\r")):
         return types.Position(start.line + len(pieces), 0)
-    units = doc.position_codec.client_num_units(pieces[-1])
+    count = units(pieces[-1], doc.position_codec)
     if len(pieces) == 1:
-        return types.Position(start.line, start.character + units)
-    return types.Position(start.line + len(pieces) - 1, units)
+        return types.Position(start.line, start.character + count)
+    return types.Position(start.line + len(pieces) - 1, count)
 
 
 def position_after(doc: TextDocument, start: types.Position, text: str) -> types.Position:
@@ -125,7 +129,7 @@ def position_after(doc: TextDocument, start: types.Position, text: str) -> types
 
 
 def end_of_document(doc: TextDocument) -> types.Position:
-    return _after(doc, types.Position(0, 0), doc.source)
+    return lsp_document(doc).end_position()
 
 
 def change_end(doc: TextDocument, change: types.TextDocumentContentChangeEvent) -> types.Position:
@@ -138,17 +142,29 @@ def change_end(doc: TextDocument, change: types.TextDocumentContentChangeEvent) 
 
 def word_fragment(doc: TextDocument, position: types.Position) -> tuple[str, types.Position]:
     """The non-whitespace run just before the cursor on its line, and where it starts."""
-    if position.line >= len(doc.lines):
+    doc = lsp_document(doc)
+    if position.line >= doc.line_count:
         return "", position
-    line_start = doc.offset_at_position(types.Position(position.line, 0))
-    before = doc.source[line_start : _offset(doc, position)]
-    start = len(before)
-    while start > 0 and not before[start - 1].isspace():
-        start -= 1
-    if start == len(before):
+    end, character = doc.locate(position)
+    fragment = _word_before(doc.source, doc.line_start(position.line), end)
+    if not fragment:
         return "", position
-    units = doc.position_codec.client_num_units(before[:start])
-    return before[start:], types.Position(position.line, units)
+    return fragment, types.Position(position.line, character - doc.units(fragment))
+
+
+def _word_before(source: str, start: int, end: int) -> str:
+    """The non-whitespace run that ends at index ``end`` of ``source``, from ``start`` at
+    most: read from the end in growing pieces, so a long line is not copied whole."""
+    size = 64
+    while True:
+        begin = max(start, end - size)
+        piece = source[begin:end]
+        if not piece or piece[-1].isspace():
+            return ""
+        word = piece.rsplit(None, 1)[-1]
+        if len(word) < len(piece) or begin == start:
+            return word
+        size *= 4
 
 
 def _labels_of(result: WeaveResult) -> list[str]:

@@ -31,7 +31,7 @@ from pygls.workspace import TextDocument
 from ..backends import BackendContextError, BackendError
 from ..config import BackendSettings, Settings
 from ..engine.window import window_start
-from .convert import text_before
+from .convert import from_lsp_story, text_before
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -83,17 +83,15 @@ class StoryWindows:
     ) -> str:
         """The story at ``position`` (with ``inserted`` typed there first), its size learned
         from the backend on first use."""
-        text = text_before(doc, position, inserted)
-        await self.learn(settings, text[-SAMPLE_CHARS:])
-        return text[window_start(text, self.max_chars(settings)) :]
+        await self.learn(settings, text_before(doc, position, inserted, last=SAMPLE_CHARS))
+        return from_lsp_story(doc, position, self.max_chars(settings), inserted=inserted)
 
     def story_now(
         self, doc: TextDocument, position: types.Position, settings: Settings, *, inserted: str = ""
     ) -> str:
         """:meth:`story_at` with what is known now, without asking the backend (for code
         that cannot wait: the stories of cached weaves were sized before)."""
-        text = text_before(doc, position, inserted)
-        return text[window_start(text, self.max_chars(settings)) :]
+        return from_lsp_story(doc, position, self.max_chars(settings), inserted=inserted)
 
     def max_chars(self, settings: Settings) -> int:
         """The window's size in characters: the setting, or less where the backend holds
