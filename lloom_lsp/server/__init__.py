@@ -48,4 +48,4 @@ def serve(tcp: str | None = None, log_level: str = "WARNING") -> int:
         server.start_tcp(host or "127.0.0.1", int(port))
     else:
         server.start_io()
-    return 0
+    return server.exit_code

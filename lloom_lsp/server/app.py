@@ -17,6 +17,7 @@ from pygls.exceptions import (
     JsonRpcInvalidParams,
     JsonRpcInvalidRequest,
     JsonRpcMethodNotFound,
+    JsonRpcServerNotInitialized,
 )
 from pygls.lsp.server import LanguageServer
 from pygls.protocol.language_server import lsp_method
@@ -53,7 +54,27 @@ class LloomProtocol(DocumentsProtocol):
       dropped while the server waits for it.
     * A command's workDoneToken reaches its handler (``command_progress_token``).
     * Cancelling a workspace/executeCommand cancels the command's task.
+    * The lifecycle is LSP's: before ``initialize`` a request is answered -32002 and a
+      notification other than ``exit`` dropped (pygls served both, on a workspace that did
+      not exist yet), a second ``initialize`` is refused (pygls made a new workspace, and
+      the open documents were lost), and the process exits 0 after ``shutdown`` and 1
+      without it (pygls' stdio loop swallowed the 1: see ``exit_code``).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._initialized = False  # initialize has come (and was read)
+        self._shutdown_asked = False  # shutdown has come: pygls' _shutdown waits for its end
+        #: The process's exit status once ``exit`` has come: 0 after shutdown, else 1.
+        self.exit_code: int | None = None
+
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args: Any) -> Generator[Any, Any, None]:
+        # LSP: 0 "if the shutdown request has been received before".  pygls asks whether the
+        # shutdown handler has ended, and an exit sent right behind the shutdown was a 1.
+        self._shutdown = self._shutdown or self._shutdown_asked
+        self.exit_code = 0 if self._shutdown else 1
+        return (yield from super().lsp_exit(*args))
 
     @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
     def lsp_workspace__execute_command(
@@ -140,6 +161,18 @@ class LloomProtocol(DocumentsProtocol):
         if is_request and data.get("jsonrpc") != "2.0":
             self._refuse(msg_id, JsonRpcInvalidRequest('"jsonrpc" must be "2.0"'))
             return None
+        if not self._initialized and method != types.INITIALIZE:
+            if is_request:
+                self._refuse(
+                    msg_id, JsonRpcServerNotInitialized(f"{method}: initialize has not come yet")
+                )
+                return None
+            if "id" not in data and isinstance(method, str) and method != types.EXIT:
+                log.debug("dropped %s: initialize has not come yet", method)
+                return None
+        if is_request and method == types.INITIALIZE and self._initialized:
+            self._refuse(msg_id, JsonRpcInvalidRequest("initialize may only be sent once"))
+            return None
         if is_request and self._shutdown and method != types.EXIT:
             self._refuse(msg_id, JsonRpcInvalidRequest("the server is shutting down"))
             return None
@@ -148,7 +181,7 @@ class LloomProtocol(DocumentsProtocol):
             self._refuse(msg_id, JsonRpcInvalidRequest(f"{method} is a notification"))
             return None
         try:
-            return super().structure_message(data)
+            message = super().structure_message(data)
         except JsonRpcException as exc:
             reason = exc.__cause__ or exc
             if is_request and self.get_message_type(method) is None:
@@ -164,6 +197,12 @@ class LloomProtocol(DocumentsProtocol):
                         JsonRpcInvalidParams(f"the client's answer could not be read: {reason}")
                     )
             return None
+        # Only once read: an initialize with invalid params was refused, and never came.
+        if is_request and method == types.INITIALIZE:
+            self._initialized = True
+        elif is_request and method == types.SHUTDOWN:
+            self._shutdown_asked = True
+        return message
 
     def _refuse(self, msg_id: Any, error: JsonRpcException) -> None:
         if msg_id is None:  # pygls would leave the id out, and JSON-RPC asks for a null one
@@ -190,6 +229,13 @@ class LloomServer(LanguageServer):
         super().__init__("lloom-lsp", __version__, protocol_cls=LloomProtocol)
         self.store = SettingsStore(self.show_error, self.show_warning)
         self.weaver = WeaveService(self)
+
+    @property
+    def exit_code(self) -> int:
+        """What the process exits with: 1 after an ``exit`` that no ``shutdown`` came before,
+        as LSP asks; otherwise 0 (a client that closed the stream without ``exit`` included)."""
+        protocol = self.protocol
+        return (protocol.exit_code or 0) if isinstance(protocol, LloomProtocol) else 0
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         # Request errors already reach the client as responses; anything else is
