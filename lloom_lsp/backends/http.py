@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
@@ -15,6 +14,7 @@ import stamina
 import stamina.instrumentation
 from httpx_sse import EventSource, ServerSentEvent, SSEError
 
+from .deadline import within
 from .errors import (
     BackendError,
     BackendProtocolError,
@@ -261,8 +261,8 @@ class HttpTransport:
         """
         permit = _Permit(self._permits)
         try:
-            await _within(self.timeout, permit.acquire())
-        except asyncio.TimeoutError:
+            await within(self.timeout, permit.acquire())
+        except TimeoutError:
             raise BackendError(
                 str(request.url),
                 f"no free request slot in lloom-lsp within {self.timeout:g} s: "
@@ -371,17 +371,6 @@ def _retry_after(exc: Exception) -> bool | float:
 
 def _sse(response: httpx.Response) -> AsyncIterator[ServerSentEvent]:
     return EventSource(response).aiter_sse()
-
-
-async def _within(seconds: float, waiting: Awaitable[None]) -> None:
-    """``waiting`` within ``seconds``; a cancellation always goes on (``asyncio.wait_for``
-    before 3.12 drops one that comes as ``waiting`` ends, and the cancelled weave went on
-    sending requests)."""
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            await waiting
-    else:  # pragma: no cover - 3.10
-        await asyncio.wait_for(waiting, seconds)
 
 
 class _Permit:
