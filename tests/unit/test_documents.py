@@ -207,11 +207,15 @@ def test_a_pygls_document_is_read_the_lsp_way() -> None:
 
 
 def changed(text: str, *changes: types.TextDocumentContentChangeEvent, encoding: str = "utf-16"):
+    """The text after ``changes``, with the document's lines checked against the model."""
     workspace = LloomWorkspace(None, position_encoding=encoding)
     workspace.put_text_document(types.TextDocumentItem(URI, "plaintext", 1, text))
+    doc = workspace.get_text_document(URI)
     for version, change in enumerate(changes, 2):
         workspace.update_text_document(types.VersionedTextDocumentIdentifier(version, URI), change)
-    return workspace.get_text_document(URI).source
+    spans = model_lines(doc.source)
+    assert [(doc.line_start(i), doc.line_end(i)) for i in range(doc.line_count)] == spans
+    return doc.source
 
 
 def insert(line: int, character: int, text: str) -> types.TextDocumentContentChangePartial:
