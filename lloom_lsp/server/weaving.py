@@ -426,6 +426,17 @@ class WeaveService:
 
     async def _warm(self, uri: str, story: str, settings: Settings) -> int:
         await asyncio.sleep(settings.warmup.debounce_ms / 1000)
+        this = asyncio.current_task()
+        # One warm-up of a document evaluates at a time.  This one waits for the one that
+        # runs on, still pending, so the next change cancels it: a writer who types on
+        # through a slow evaluation gets the newest story warmed after it, not every story
+        # they paused at queued for the slots (a weave then waited behind them all).
+        while running := [
+            task
+            for task, doc_uri in self._warmups.items()
+            if doc_uri == uri and task in self._evaluating and not task.done()
+        ]:
+            await asyncio.wait(running)
         prompt = split_story(story)[0]
         if not prompt or self.key(uri, story, settings) in self._cache or self.busy:
             return 0  # nothing to evaluate, already woven, or a weave is evaluating it
@@ -433,7 +444,7 @@ class WeaveService:
         warm: Callable[[str], Any] | None = getattr(backend, "warm", None)
         if warm is None:
             return 0  # this protocol keeps no prompt cache we can fill
-        if (this := asyncio.current_task()) is not None:
+        if this is not None:
             self._evaluating.add(this)
             self._warm_prompts[this] = prompt
         started = time.perf_counter()

@@ -36,6 +36,7 @@ import contextlib
 import json
 import os
 import random
+import select
 import sys
 import time
 from collections import Counter
@@ -126,6 +127,7 @@ class Exchange:
     how: str = ""  # "answered", "client left", "upstream failed"
     slot: int | None = None  # id_slot
     head_at: float | None = None  # when llama-server's answer began
+    client: Any = None  # the client's socket
 
 
 @dataclass(eq=False)
@@ -168,14 +170,21 @@ class CountingProxy:
     # -- bookkeeping, synchronous so the order of events is the order they were seen ---
 
     def _begin(self, exchange: Exchange) -> None:
+        # A client that closed one request's connection and then sent the next: this loop
+        # may read the request before it wakes the watcher of the close (on a loaded
+        # machine, tens of ms later).  Which came first is on the wire: a closed
+        # connection is readable (a client sends nothing while it waits for an answer).
+        for other in list(self._open):
+            if other.client is not None and _readable(other.client):
+                self._end(other, "client left", at=exchange.started)
         self.exchanges.append(exchange)
         self._open.add(exchange)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
-    def _end(self, exchange: Exchange, how: str) -> None:
+    def _end(self, exchange: Exchange, how: str, at: float | None = None) -> None:
         if exchange.ended is None:
-            exchange.ended = time.monotonic()
+            exchange.ended = time.monotonic() if at is None else at
             exchange.how = how
             self._open.discard(exchange)
             self.in_flight -= 1
@@ -220,6 +229,7 @@ class CountingProxy:
     ) -> bool:
         """Forward one request; True when the client's connection can carry another."""
         exchange = Exchange(time.monotonic(), method, urlsplit(target).path)
+        exchange.client = writer.get_extra_info("socket")
         if exchange.path == "/completion":
             with contextlib.suppress(ValueError, AttributeError):
                 payload = json.loads(body)
@@ -363,6 +373,12 @@ def over_limit(exchanges: list[Exchange], limit: int) -> list[tuple[float, float
     return spans
 
 
+def _readable(sock: Any) -> bool:
+    with contextlib.suppress(OSError, ValueError):
+        return bool(select.select([sock.fileno()], [], [], 0)[0])
+    return True  # closed already
+
+
 class _ClientLeft(Exception):
     pass
 
@@ -491,6 +507,18 @@ class Storm:
             newest = max(newest, length)
         return late
 
+    def behind_the_last(self) -> list[Exchange]:
+        """Backend requests for an older story than the last request's that began after it
+        was sent: what the last request's weave may have waited behind."""
+        final = self.final
+        return [
+            e
+            for e in self.exchanges
+            if e.path == "/completion"
+            and e.started >= final.sent_at
+            and len(e.prompt or "") < len(final.prompt)
+        ]
+
     def unwanted_for(self, exchange: Exchange) -> float:
         """Seconds a weave request stayed open after the last request that asked about its
         story was answered (nobody waits for that weave then: it is done or cancelled)."""
@@ -541,6 +569,20 @@ class Storm:
         ]
         lines.append(
             f"storm: RSS by tenths of the storm (MiB): {[round(kb / 1024, 1) for kb in deciles]}"
+        )
+        final = self.final
+        lines.append(
+            f"storm: the last request, +{final.sent_at - self.started:.3f} s: "
+            f"{len(self.behind_the_last())} requests for older stories began after it; backend "
+            "requests for older stories open then or begun after:"
+        )
+        lines.extend(
+            f"storm:   slot {e.slot} prompt {len(e.prompt or '')} chars"
+            f"{' (warm-up)' if e.warmup else ''} {e.path}, +{e.started - self.started:.3f}.."
+            f"+{(e.ended or 0) - self.started:.3f} s, {e.how}"
+            for e in ex
+            if (e.ended or float("inf")) >= final.sent_at
+            and len(e.prompt or "") < len(final.prompt)
         )
         for a, b, most in spans[:2]:
             lines.append(
@@ -744,8 +786,12 @@ def test_backend_requests_never_exceed_concurrency_nor_outlive_their_weave(storm
     late = [(len(e.prompt or ""), round(storm.unwanted_for(e), 2)) for e in storm.unwanted()]
     assert late == []
     assert [len(e.prompt or "") for e in storm.older_than_started()] == []
-    # so the last request waits behind no leftovers of the storm
-    assert storm.final_answer_s < 2.0 + storm.requests_per_weave * FIRST_TOKEN_S
+    # so the last request waits behind no leftovers of the storm: at most one warm-up of an
+    # older story runs on (it fills every slot), and one more that began before the server
+    # read the last request.  Warm-ups of every story paused at queued here once, and the
+    # last weave waited 8 s behind 30 of them on a loaded machine.
+    behind = [(len(e.prompt or ""), e.warmup) for e in storm.behind_the_last()]
+    assert len(behind) <= 2 * CONCURRENCY, behind
 
 
 def test_stale_weaves_are_cancelled(storm: Storm) -> None:
