@@ -112,6 +112,17 @@ class LloomProtocol(DocumentsProtocol):
                 lambda done: outer.cancel() if done.cancelled() and not outer.done() else None
             )
 
+    def _handle_response(self, msg_id: Any, result: Any = None, error: Any = None) -> None:
+        # A request of ours (workspace/configuration, say) whose asker was cancelled while
+        # the client answered: pygls set the answer on the cancelled future, which raised
+        # InvalidStateError and logged "Unable to handle message" as an error.
+        future = self._request_futures.get(msg_id)
+        if future is not None and future.done():
+            del self._request_futures[msg_id]
+            log.debug("the answer to %s came after its asker was cancelled", msg_id)
+            return
+        super()._handle_response(msg_id, result, error)
+
     def _forget(self, msg_id: Any, done: Any) -> None:
         # Not at once: pygls' shutdown cancels every request's future while it iterates over
         # them, and a callback that deleted one there failed the shutdown ("dictionary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import socket
 import time
@@ -266,3 +267,22 @@ async def test_a_weave_command_stopped_by_lloom_cancel_is_answered(
     # an answer, not -32800: Neovim drops a -32800 it did not ask for
     answer = await asyncio.wait_for(pending, 5)
     assert answer["beams"] == [] and answer["cancelled"] is True
+
+
+async def test_an_answer_to_a_cancelled_asker_is_not_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The client answered workspace/configuration after the request that asked for it
+    was cancelled: pygls set the answer on the cancelled future and logged "Unable to
+    handle message" as an error (seen in the typing storm)."""
+    from lloom_lsp.server.app import LloomServer
+
+    server = LloomServer()
+    protocol = server.protocol
+    asked = asyncio.get_running_loop().create_future()
+    protocol._request_futures["config-1"] = asked
+    asked.cancel()
+    caplog.set_level(logging.DEBUG)
+    protocol.handle_message({"jsonrpc": "2.0", "id": "config-1", "result": [{}]})
+    assert "config-1" not in protocol._request_futures
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
