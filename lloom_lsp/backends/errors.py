@@ -6,7 +6,9 @@
     ├── BackendUnavailable        refused connection, DNS failure, timeout
     ├── BackendHTTPError          a non-2xx answer (status and body kept)
     │   ├── BackendAuthError      401/403: API key missing or wrong
-    │   └── BackendContextError   the prompt is longer than the server's context
+    │   ├── BackendContextError   the prompt is longer than the server's context
+    │   └── BackendGatewayError   502/504 from a proxy: the server behind it did not answer
+    │                             (a BackendUnavailable too)
     └── BackendProtocolError      malformed JSON, or an answer without token probabilities
 
 Foreign exceptions (httpx, json) are translated in exactly one place,
@@ -15,6 +17,7 @@ Foreign exceptions (httpx, json) are translated in exactly one place,
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -22,6 +25,7 @@ __all__ = [
     "BackendAuthError",
     "BackendContextError",
     "BackendError",
+    "BackendGatewayError",
     "BackendHTTPError",
     "BackendProtocolError",
     "BackendUnavailable",
@@ -44,15 +48,43 @@ class BackendUnavailable(BackendError):
 class BackendHTTPError(BackendError):
     """The server answered with an error status."""
 
-    def __init__(self, url: str, status: int, body: str) -> None:
-        snippet = " ".join(body.split())[:300]
+    def __init__(self, url: str, status: int, body: str, explained: str = "") -> None:
+        snippet = explained or _readable(body)
         super().__init__(url, f"HTTP {status}: {snippet}" if snippet else f"HTTP {status}")
         self.status = status
         self.body = body
 
 
+def _readable(body: str) -> str:
+    """A body's words, at most 300 characters: an HTML error page (a proxy's) as its text."""
+    if _HTML.match(body):
+        body = _TITLE.sub(" ", body)  # the <h1> says it again
+        body = html.unescape(_TAG.sub(" ", body))
+    return " ".join(body.split())[:300]
+
+
+_HTML = re.compile(r"\s*<(?:!doctype|html|head|body)\b", re.I)
+_TITLE = re.compile(r"<title>.*?</title>", re.I | re.S)
+_TAG = re.compile(r"<[^>]*>")
+
+
 class BackendAuthError(BackendHTTPError):
     """The server refused our credentials."""
+
+
+class BackendGatewayError(BackendHTTPError, BackendUnavailable):
+    """A proxy between us and the server (nginx, a tunnel's front) answered 502 or 504: the
+    server behind it closed the connection, is down, or took longer than the proxy waits."""
+
+    def __init__(self, url: str, status: int, body: str) -> None:
+        page = _readable(body)
+        why = {
+            502: "a proxy in front of the server got no answer from it, again and again: "
+            "is the server behind the proxy running, at the address the proxy sends to?",
+            504: "a proxy in front of the server waited longer for it than it allows: "
+            "raise the proxy's read timeout (nginx: proxy_read_timeout)",
+        }[status]
+        super().__init__(url, status, body, f"{why} ({page})" if page else why)
 
 
 class BackendContextError(BackendHTTPError):
@@ -82,6 +114,8 @@ def http_error(url: str, status: int, body: str) -> BackendHTTPError:
     """The error for a non-2xx answer: the most specific class its status and body name."""
     if status in (401, 403):
         return BackendAuthError(url, status, body)
+    if status in (502, 504):
+        return BackendGatewayError(url, status, body)
     if status == 400 and _CONTEXT_WORDS.search(body):
         n_ctx = n_prompt = None
         try:

@@ -41,8 +41,10 @@ T = TypeVar("T")
 RETRY_ATTEMPTS = 4
 #: The longest wait between two attempts, whatever Retry-After asks.
 RETRY_WAIT_MAX = 2.0
-#: Statuses that mean "not now": too many requests, and llama-server loading its model.
-RETRY_STATUSES = frozenset({429, 503})
+#: Statuses that mean "not now": too many requests, and llama-server loading its model; and
+#: a proxy's 502, which is the closed kept-alive connection below (``_retry_after``) one
+#: hop further: nginx reused one that llama-server was closing, and cannot send a POST again.
+RETRY_STATUSES = frozenset({429, 502, 503})
 
 #: Seconds an idle connection is kept.  Below the servers' own keep-alive timeouts
 #: (llama-server's cpp-httplib closes after 5 s, which is also httpx's default), so that a
@@ -356,6 +358,8 @@ class _Busy(Exception):
 def _retry_after(exc: Exception) -> bool | float:
     """stamina's backoff hook: whether to retry ``exc``, or how long to wait first."""
     if isinstance(exc, _Busy):
+        if exc.response.status_code == 502:
+            return 0.0  # at once, as below; a server that is down gets its 502s in a moment
         asked = exc.response.headers.get("Retry-After", "")
         try:
             return min(max(float(asked), 0.0), RETRY_WAIT_MAX)

@@ -18,6 +18,7 @@ import pytest
 from lloom_lsp.backends import (
     BackendAuthError,
     BackendError,
+    BackendGatewayError,
     BackendHTTPError,
     BackendProtocolError,
     BackendUnavailable,
@@ -240,6 +241,61 @@ async def test_other_400s_are_not_retried() -> None:
     finally:
         await backend.aclose()
     assert calls == 1
+
+
+#: nginx's own error page, as Debian's nginx sends it.
+NGINX_502 = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.22.1</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+
+
+async def test_a_proxys_502_is_sent_again_at_once() -> None:
+    """nginx reused a kept-alive connection to llama-server that it was closing, and does
+    not send a POST again itself (seen in tests/reliability/test_proxies.py)."""
+    calls = 0
+    ok = _ok("openai")
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return httpx.Response(502, text=NGINX_502, headers={"Content-Type": "text/html"})
+        return ok(request)
+
+    backend = _backend("openai", _answering(answer))
+    try:
+        cont = await backend.continue_prompt(Prompt("Hi"), 1, 10)
+    finally:
+        await backend.aclose()
+    assert cont.steps and calls == 2
+
+
+@pytest.mark.parametrize(
+    "status, words",
+    [(502, "got no answer from it"), (504, "raise the proxy's read timeout")],
+)
+async def test_a_proxys_error_page_is_words_that_say_what_to_do(status: int, words: str) -> None:
+    calls = 0
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        page = NGINX_502.replace("502 Bad Gateway", f"{status} Gateway")
+        return httpx.Response(status, text=page, headers={"Content-Type": "text/html"})
+
+    backend = _backend("openai", _answering(answer))
+    try:
+        with pytest.raises(BackendGatewayError) as raised:
+            await backend.continue_prompt(Prompt("Hi"), 1, 10)
+    finally:
+        await backend.aclose()
+    error = raised.value
+    assert isinstance(error, BackendUnavailable)  # the server behind is not answering
+    assert error.status == status and words in error.cause
+    assert "<" not in str(error) and f"({status} Gateway nginx/1.22.1)" in str(error)
+    assert calls == (4 if status == 502 else 1)  # RETRY_ATTEMPTS for a 502
 
 
 async def test_openai_legacy_api_is_capped_at_five_up_front() -> None:

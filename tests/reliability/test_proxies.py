@@ -1,5 +1,8 @@
-"""Through a plain TCP forwarder (a LAN hop, an SSH tunnel, a proxy that only copies bytes),
-the weaves that work straight to llama-server work the same.
+"""Through what sits between a writer and their llama-server in the field, the weaves that
+work straight to it work the same: Debian's nginx as a reverse proxy with keep-alive on both
+sides, a plain TCP forwarder (an SSH tunnel, a proxy that only copies bytes), and the same
+forwarder holding every byte back 20 ms each way (a LAN).  ``test_storm.py`` types through
+nginx and the LAN too.
 
 The default strategy's hundreds of short requests reuse kept-alive connections that the
 forwarder is closing a moment after llama-server closed its side; such a request fails
@@ -12,44 +15,15 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import httpx
 import pytest
+from proxies import LAN_DELAY_S, forwarder, nginx, nginx_binary
 
 from lloom_lsp.backends import BackendUnavailable
 from lloom_lsp.backends.http import translate_errors
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            writer.close()
-
-
-@contextlib.asynccontextmanager
-async def forwarder(url: str) -> AsyncIterator[str]:
-    """A TCP forwarder on a free port in front of ``url``: it copies bytes, nothing else."""
-    target = urlsplit(url)
-
-    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        server_r, server_w = await asyncio.open_connection(target.hostname, target.port)
-        await asyncio.gather(_pipe(client_r, server_w), _pipe(server_r, client_w))
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def _weave_cli(url: str, strategy: str) -> tuple[int, str, str]:
@@ -70,13 +44,36 @@ def _texts(out: str) -> set[str]:
     return {beam["text"] for beam in json.loads(out)["beams"]}
 
 
+@contextlib.asynccontextmanager
+async def route(
+    name: str, url: str, workdir: Path, real_part_missing: Callable[[str], None]
+) -> AsyncIterator[str]:
+    """The URL that reaches llama-server at ``url`` through ``name``."""
+    if name == "nginx":
+        binary = nginx_binary()
+        if binary is None:
+            real_part_missing("nginx is not installed (scripts/setup.sh --editors installs it)")
+            raise AssertionError("unreachable")
+        with nginx(url, workdir, binary) as through:
+            yield through
+    else:
+        async with forwarder(url, LAN_DELAY_S if name == "lan" else 0.0) as through:
+            yield through
+
+
+@pytest.mark.parametrize("through", ["nginx", "forwarder", "lan"])
 @pytest.mark.parametrize("strategy", ["best", "chain", "token"])
-async def test_a_weave_through_a_forwarder_is_the_weave_straight_to_the_server(
-    llama_server_url: str, strategy: str
+async def test_a_weave_through_a_proxy_is_the_weave_straight_to_the_server(
+    llama_server_url: str,
+    strategy: str,
+    through: str,
+    tmp_path: Path,
+    real_part_missing: Callable[[str], None],
 ) -> None:
-    """The weave that failed every time with "ReadError: ReadError" (issue 19), for
-    ``best`` at concurrency 4: hundreds of short requests on kept-alive connections."""
-    async with forwarder(llama_server_url) as url:
+    """The weave that failed every time through a forwarder with "ReadError: ReadError"
+    (issue 19), for ``best`` at concurrency 4: hundreds of short requests on kept-alive
+    connections."""
+    async with route(through, llama_server_url, tmp_path, real_part_missing) as url:
         code, out, err = await _weave_cli(url, strategy)
     assert code == 0, err
     assert _texts(out)
