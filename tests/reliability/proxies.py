@@ -16,12 +16,13 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-#: How the tests reach llama-server: straight, or through each of the parts above.
-ROUTES = ("direct", "nginx", "forwarder")
+#: How the typing storm reaches llama-server: straight, through nginx, through a LAN.
+ROUTES = ("direct", "nginx", "lan")
+NGINX_MISSING = "nginx is not installed (scripts/setup.sh --editors installs it)"
 #: The forwarder's delay each way in the tests: a slow LAN's round trip of 40 ms.
 LAN_DELAY_S = 0.020
 
@@ -168,3 +169,29 @@ def nginx(url: str, workdir: Path, binary: str) -> Iterator[str]:
             proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def check_installed(route: str, real_part_missing: Callable[[str], None]) -> None:
+    """Skip, or fail under CI, where ``route`` needs a part this machine lacks."""
+    if route == "nginx" and nginx_binary() is None:
+        real_part_missing(NGINX_MISSING)
+
+
+@contextlib.asynccontextmanager
+async def through(route: str, url: str, workdir: Path) -> AsyncIterator[str]:
+    """The URL that reaches ``url`` through ``route``: "direct", "nginx", "forwarder" (no
+    delay) or "lan" (the forwarder, ``LAN_DELAY_S`` each way).  nginx keeps its files in
+    ``workdir``."""
+    if route == "direct":
+        yield url
+    elif route == "nginx":
+        binary = nginx_binary()
+        if binary is None:
+            raise FileNotFoundError(NGINX_MISSING)
+        with nginx(url, workdir, binary) as front:
+            yield front
+    elif route in ("forwarder", "lan"):
+        async with forwarder(url, LAN_DELAY_S if route == "lan" else 0.0) as front:
+            yield front
+    else:
+        raise ValueError(f"no such route: {route}")

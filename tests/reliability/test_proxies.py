@@ -12,15 +12,14 @@ before any byte of its answer comes back, and is sent again on a new connection.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
-from proxies import LAN_DELAY_S, forwarder, nginx, nginx_binary
+from proxies import check_installed, through
 
 from lloom_lsp.backends import BackendUnavailable
 from lloom_lsp.backends.http import translate_errors
@@ -44,36 +43,20 @@ def _texts(out: str) -> set[str]:
     return {beam["text"] for beam in json.loads(out)["beams"]}
 
 
-@contextlib.asynccontextmanager
-async def route(
-    name: str, url: str, workdir: Path, real_part_missing: Callable[[str], None]
-) -> AsyncIterator[str]:
-    """The URL that reaches llama-server at ``url`` through ``name``."""
-    if name == "nginx":
-        binary = nginx_binary()
-        if binary is None:
-            real_part_missing("nginx is not installed (scripts/setup.sh --editors installs it)")
-            raise AssertionError("unreachable")
-        with nginx(url, workdir, binary) as through:
-            yield through
-    else:
-        async with forwarder(url, LAN_DELAY_S if name == "lan" else 0.0) as through:
-            yield through
-
-
-@pytest.mark.parametrize("through", ["nginx", "forwarder", "lan"])
+@pytest.mark.parametrize("route", ["nginx", "forwarder", "lan"])
 @pytest.mark.parametrize("strategy", ["best", "chain", "token"])
 async def test_a_weave_through_a_proxy_is_the_weave_straight_to_the_server(
     llama_server_url: str,
     strategy: str,
-    through: str,
+    route: str,
     tmp_path: Path,
     real_part_missing: Callable[[str], None],
 ) -> None:
     """The weave that failed every time through a forwarder with "ReadError: ReadError"
     (issue 19), for ``best`` at concurrency 4: hundreds of short requests on kept-alive
     connections."""
-    async with route(through, llama_server_url, tmp_path, real_part_missing) as url:
+    check_installed(route, real_part_missing)
+    async with through(route, llama_server_url, tmp_path) as url:
         code, out, err = await _weave_cli(url, strategy)
     assert code == 0, err
     assert _texts(out)

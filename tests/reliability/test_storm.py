@@ -40,6 +40,7 @@ import select
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from lsprotocol import types
+from proxies import ROUTES, check_installed, through
 from pygls.exceptions import JsonRpcException, JsonRpcRequestCancelled
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
@@ -458,6 +460,7 @@ class Storm:
     """What one storm did and what was seen of it."""
 
     started: float
+    route: str = "direct"
     storm_s: float = 0.0
     text: str = ""
     sent: list[Sent] = field(default_factory=list)
@@ -541,7 +544,8 @@ class Storm:
         unwanted = [self.unwanted_for(e) for e in weaves]
         rss = [kb / 1024 for kb in self.rss_figures()]
         lines = [
-            f"storm: N={KEYSTROKES} keystrokes in {self.storm_s:.2f} s, {len(sent)} requests, "
+            f"storm ({self.route}): N={KEYSTROKES} keystrokes in {self.storm_s:.2f} s, "
+            f"{len(sent)} requests, "
             f"{sum(s.cancelled_by_us for s in sent)} of them cancelled by the client, "
             f"{len(self.superseded)} by the server; the last answered "
             f"{self.final_answer_s:.2f} s after it was sent",
@@ -625,19 +629,22 @@ async def weave_directly(url: str, story: str) -> tuple[list[str], int]:
     return [beam.insert_text for beam in result.beams if beam.insert_text], result.stats.requests
 
 
-async def run_storm(llama_server_url: str) -> Storm:
+async def run_storm(llama_server_url: str, route: str, workdir: Path) -> Storm:
+    """The storm, with the server reaching the counting proxy through ``route``."""
     proxy = CountingProxy(llama_server_url, delay=FIRST_TOKEN_S)
     await proxy.start()
     try:
-        client = await ClientServerConfig(server_command=SERVER).start()
-        assert isinstance(client, LanguageClient)
-        try:
-            storm = await _storm(client, proxy)
-        finally:
-            await client.shutdown_session()
-            await client.stop()
+        async with through(route, proxy.url, workdir) as url:
+            client = await ClientServerConfig(server_command=SERVER).start()
+            assert isinstance(client, LanguageClient)
+            try:
+                storm = await _storm(client, proxy, url)
+            finally:
+                await client.shutdown_session()
+                await client.stop()
     finally:
         await proxy.aclose()
+    storm.route = route
     storm.exchanges, storm.max_in_flight = proxy.exchanges, proxy.max_in_flight
     storm.proxy_errors = proxy.errors
     storm.expected, storm.requests_per_weave = await weave_directly(llama_server_url, storm.text)
@@ -646,14 +653,14 @@ async def run_storm(llama_server_url: str) -> Storm:
     return storm
 
 
-async def _storm(client: LanguageClient, proxy: CountingProxy) -> Storm:
+async def _storm(client: LanguageClient, proxy: CountingProxy, url: str) -> Storm:
     caps = client_capabilities("visual-studio-code")
     assert caps.text_document is not None
     caps.text_document.inline_completion = types.InlineCompletionClientCapabilities()
     await client.initialize_session(
         types.InitializeParams(
             capabilities=caps,
-            initialization_options=options(proxy.url),
+            initialization_options=options(url),
             client_info=types.ClientInfo(name="pytest-lsp"),
         )
     )
@@ -760,12 +767,45 @@ async def _storm(client: LanguageClient, proxy: CountingProxy) -> Storm:
     return storm
 
 
+#: The storms run so far, by route: each runs once for the module's tests.
+_STORMS: dict[str, Storm] = {}
+
+
+def _storm_by(
+    route: str,
+    llama_server_url: str,
+    factory: pytest.TempPathFactory,
+    real_part_missing: Callable[[str], None],
+) -> Storm:
+    check_installed(route, real_part_missing)
+    if route not in _STORMS:  # its own event loop: it outlives a test's
+        workdir = factory.mktemp(f"storm-{route}")
+        _STORMS[route] = asyncio.run(run_storm(llama_server_url, route, workdir))
+        print(f"\n{_STORMS[route].report()}")
+    return _STORMS[route]
+
+
+@pytest.fixture(scope="module", params=ROUTES)
+def storm(
+    request: pytest.FixtureRequest,
+    llama_server_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    real_part_missing: Callable[[str], None],
+) -> Storm:
+    """The storm straight to llama-server, through nginx, and through a LAN: what a writer
+    sees holds on each."""
+    return _storm_by(request.param, llama_server_url, tmp_path_factory, real_part_missing)
+
+
 @pytest.fixture(scope="module")
-def storm(llama_server_url: str) -> Storm:
-    """One storm for the module's tests (its own event loop: it outlives a test's)."""
-    result = asyncio.run(run_storm(llama_server_url))
-    print(f"\n{result.report()}")
-    return result
+def direct_storm(
+    llama_server_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    real_part_missing: Callable[[str], None],
+) -> Storm:
+    """The storm straight to llama-server, for what only the counting proxy right in front
+    of it can time (a proxy between delays what it sees of every close)."""
+    return _storm_by("direct", llama_server_url, tmp_path_factory, real_part_missing)
 
 
 # -- what it shows ---------------------------------------------------------------------
@@ -779,7 +819,10 @@ def test_every_request_gets_one_answer(storm: Storm) -> None:
     assert sorted(storm.responses) == sorted(s.msg_id for s in storm.sent)
 
 
-def test_backend_requests_never_exceed_concurrency_nor_outlive_their_weave(storm: Storm) -> None:
+def test_backend_requests_never_exceed_concurrency_nor_outlive_their_weave(
+    direct_storm: Storm,
+) -> None:
+    storm = direct_storm
     assert storm.proxy_errors == []
     assert storm.max_in_flight <= CONCURRENCY, over_limit(storm.exchanges, CONCURRENCY)[:5]
     # a cancelled weave closes its requests at once and sends no more
@@ -813,7 +856,8 @@ def test_the_last_request_gets_the_final_texts_beams(storm: Storm) -> None:
     assert got and sorted(got) == sorted(storm.expected)
 
 
-def test_server_memory_stays_bounded(storm: Storm) -> None:
+def test_server_memory_stays_bounded(direct_storm: Storm) -> None:
+    storm = direct_storm
     _, after_tenth, peak, _ = storm.rss_figures()
     assert len(storm.rss) > 20
     assert peak - after_tenth < RSS_GROWTH_LIMIT_KB
