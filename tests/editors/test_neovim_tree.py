@@ -1,5 +1,6 @@
 """:LLooMTree: the weave's token tree in a scratch buffer beside the story, one line per
-node and folded by branch; <CR> inserts a leaf or weaves on from an inner node.
+phrase (a chain of single-child tokens) and folded by branch, fitting half an 80-column
+screen with its keys below; <CR> inserts a leaf or weaves on from an inner node.
 
 Driven headless like tests/editors/test_neovim.py, against the real server and backend.
 The tree the buffer should show comes from a direct ``lloom.tree`` request in the same
@@ -16,9 +17,18 @@ from typing import Any
 import pytest
 from test_neovim import SETUP, STORY, expected_beams, run_nvim
 
-#: A node's line: indent (two spaces a level), the bar, the probability, the token as a
-#: JSON string, and where a beam ended.
-NODE_LINE = re.compile(r"^((?:  )*)([█▏▎▍▌▋▊▉·]{8}) +(\d+(?:\.\d+)?)%  (\".*\")(?:  \[(\w+)\])?$")
+#: A phrase's line: indent (two spaces a level, at most six levels), the bar, the
+#: phrase's probability, the phrase as a JSON string, and where a beam ended.
+NODE_LINE = re.compile(
+    r"^((?:  ){0,6})([█▏▎▍▌▋▊▉·]{8}) +(\d+(?:\.\d+)?)%  (\".*\")(?:  \[(\w+)\])?$"
+)
+#: The keys, as the tree buffer's last lines.
+LEGEND = [
+    "<CR> insert leaf / weave on",
+    "a insert   w weave on",
+    "[N]s step N tokens",
+    "<BS> back   r again   q close",
+]
 
 #: Opens the story, asks lloom.tree directly (R.direct), then runs :LLooMTree and waits for
 #: its buffer, which is then the current one.
@@ -57,36 +67,68 @@ def preorder(node: dict[str, Any], depth: int = 0) -> list[tuple[dict[str, Any],
     return out
 
 
-def fold_levels(node: dict[str, Any], level: int = 0) -> list[int]:
-    """Each line's fold level: one more fold for every child of a node that splits."""
-    out = [level]
-    splits = len(node["children"]) > 1
-    for child in node["children"]:
-        out.extend(fold_levels(child, level + 1 if splits else level))
-    return out
+def phrase(node: dict[str, Any]) -> tuple[dict[str, Any], str, float]:
+    """A phrase from ``node``: the single-child tokens below it, up to one that splits or
+    ends a beam.  Its last node, its text, and the product of its tokens' probabilities."""
+    last, texts, prob = node, [], 1.0
+    while True:
+        texts.append(last["text"])
+        prob *= last["prob"]
+        if len(last["children"]) != 1 or last.get("finish"):
+            return last, "".join(texts), prob
+        last = last["children"][0]
 
 
-def branches(node: dict[str, Any], line: int = 1) -> tuple[list[tuple[int, int]], int]:
-    """(first line, last line) of every branch (a child of a splitting node, and its
-    subtree), and the number of lines of ``node``'s subtree."""
-    found: list[tuple[int, int]] = []
-    size = 1
-    for child in node["children"]:
-        inner, child_size = branches(child, line + size)
-        if len(node["children"]) > 1:
-            found.append((line + size, line + size + child_size - 1))
-        found.extend(inner)
-        size += child_size
-    return found, size
+def layout(root: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tree's lines below the story's: each phrase with its level, its fold level and
+    its subtree's last line (1-based lines; line 1 is the story's)."""
+    rows: list[dict[str, Any]] = []
+
+    def add(node: dict[str, Any], level: int, fold: int, starts: bool) -> None:
+        last, text, prob = phrase(node)
+        row = {"node": last, "text": text, "prob": prob, "level": level, "fold": fold}
+        row["starts"], row["line"] = starts, len(rows) + 2
+        rows.append(row)
+        splits = len(last["children"]) > 1
+        for child in last["children"]:
+            add(child, level + 1, fold + 1 if splits else fold, splits)
+        row["end"] = len(rows) + 1
+
+    splits = len(root["children"]) > 1
+    for child in root["children"]:
+        add(child, 1, 1 if splits else 0, splits)
+    return rows
 
 
-def test_tree_shows_one_line_per_node_folded_by_branch(
+def check_lines(lines: list[str], root: dict[str, Any]) -> list[dict[str, Any]]:
+    """Assert ``lines`` show ``root``'s phrases; return the layout."""
+    rows = layout(root)
+    assert lines[0].startswith("story "), lines[0]
+    assert lines[len(rows) + 1] == "" and lines[-len(LEGEND) :] == LEGEND, lines
+    for line, row in zip(lines[1:], rows):
+        match = NODE_LINE.match(line)
+        assert match, line
+        indent, bar, percent, text, finish = match.groups()
+        assert len(indent) == 2 * min(row["level"], 6), line
+        assert json.loads(text) == row["text"], line
+        assert float(percent) == pytest.approx(row["prob"] * 100, abs=0.51), line
+        assert bar.count("█") == int(row["prob"] * 64 + 0.5) // 8, line
+        if not row["node"]["children"]:
+            assert finish == row["node"]["finish"] and finish, line  # why each beam ended
+    return rows
+
+
+def test_tree_shows_one_line_per_phrase_folded_by_branch_in_half_a_screen(
     tmp_path: Path, story: Path, llama_server_url: str
 ) -> None:
     body = (
         OPEN_TREE
         + """
 R.lines = vim.api.nvim_buf_get_lines(0, 0, -1, false)
+R.columns, R.width = vim.o.columns, vim.api.nvim_win_get_width(0)
+R.widths = vim.tbl_map(vim.fn.strdisplaywidth, R.lines)
+R.wrap = vim.wo.wrap
+R.statusline = vim.api.nvim_win_get_option(0, 'statusline')
 local bo = vim.bo
 R.options = { buftype = bo.buftype, bufhidden = bo.bufhidden, modifiable = bo.modifiable }
 R.windows = #vim.api.nvim_list_wins()
@@ -118,25 +160,27 @@ R.after_q = {
 
     direct = result["direct"]
     assert direct["format"] == "json"
-    nodes = preorder(direct["tree"]["root"])
+    root = direct["tree"]["root"]
     lines = result["lines"]
-    assert len(lines) == len(nodes) > 2
-    assert lines[0].startswith("story ") and direct["speedLine"] in lines[0]
-    for line, (node, depth) in zip(lines[1:], nodes[1:]):
-        match = NODE_LINE.match(line)
-        assert match, line
-        indent, bar, percent, token, finish = match.groups()
-        assert len(indent) == 2 * depth, line
-        assert json.loads(token) == node["text"], line
-        assert float(percent) == pytest.approx(node["prob"] * 100, abs=0.51), line
-        assert bar.count("█") == int(node["prob"] * 64 + 0.5) // 8, line
-        if not node["children"]:
-            assert finish == node["finish"] and finish, line  # every leaf says why it ended
+    rows = check_lines(lines, root)
+    # Chains of single tokens are phrases: fewer lines than tokens.
+    assert 1 < len(rows) < len(preorder(root)) - 1
+    assert direct["speedLine"] in lines  # on its own line, below the tree
+    # Half of an 80-column screen: the story's line, every phrase's start and the keys fit;
+    # a long phrase wraps.
+    assert result["columns"] == 80 and result["width"] <= 40
+    widths = result["widths"]
+    assert widths[0] <= result["width"], lines[0]
+    assert all(w <= result["width"] for w in widths[-len(LEGEND) :])
+    assert all(len(line) - len(line.split('"', 1)[1]) <= 30 for line in lines[1 : len(rows) + 1])
+    assert result["wrap"] and len(result["statusline"]) <= 40, result["statusline"]
     assert result["options"] == {"buftype": "nofile", "bufhidden": "wipe", "modifiable": False}
     assert result["windows"] == 2 and result["beside"]
 
-    assert result["levels"] == fold_levels(direct["tree"]["root"])
-    expected, _ = branches(direct["tree"]["root"])
+    assert result["levels"] == [0] + [row["fold"] for row in rows] + [0] * (
+        len(lines) - len(rows) - 1
+    )
+    expected = [(row["line"], row["end"]) for row in rows if row["starts"]]
     assert expected, "the weave never split"
     closed = {line: (first, last) for line, first, last in result["closed"]}
     assert sorted(closed) == [first for first, _ in expected]  # a fold starts every branch
@@ -213,11 +257,7 @@ R.text = story_text()
     inner, tree = result["inner"], result["tree"]
     assert tree["prompt"].endswith(inner["path"]), (tree["prompt"], inner["path"])
     assert result["after"] == inner["insertText"]
-    nodes = preorder(tree["root"])
-    assert len(result["lines"]) == len(nodes)
-    for line, (node, _) in zip(result["lines"][1:], nodes[1:]):
-        match = NODE_LINE.match(line)
-        assert match and json.loads(match.group(4)) == node["text"], line
+    check_lines(result["lines"], tree["root"])
     # A leaf of the new tree inserts the inner node's text and its own: the whole beam.
     leaf = result["leaf"]
     assert leaf["insertText"].startswith(inner["insertText"])
@@ -258,8 +298,10 @@ def test_weave_from_back_and_accept_an_inner_node(
         OPEN_TREE
         + """
 R.first = view().tree
-R.inner = view().layout.nodes[2]
-press(2, 'w')
+local line = 2
+while not view().layout.nodes[line].children[1] do line = line + 1 end
+R.inner = view().layout.nodes[line]
+press(line, 'w')
 wait(30000, function() return view().after == R.inner.insertText end, 'the tree from line 2')
 R.from = view().tree
 press(1, '\\\\<BS>')
@@ -273,7 +315,9 @@ require('lloom').tree(function(v) shown = v end)
 wait(30000, function() return shown ~= nil end, 'the tree again')
 R.windows = #vim.api.nvim_list_wins()
 R.same_buf = vim.api.nvim_get_current_buf() == tree_buf
-press(2, 'a')
+line = 2
+while not view().layout.nodes[line].children[1] do line = line + 1 end
+press(line, 'a')
 wait(30000, function()
   return story_text() ~= P.story_text and not vim.api.nvim_buf_is_valid(tree_buf)
 end, 'the inner node in the story, and the tree closed')
@@ -303,13 +347,15 @@ def test_s_steps_n_more_tokens_from_a_node(
     body = (
         OPEN_TREE
         + """
-R.statusline = vim.api.nvim_win_get_option(0, 'statusline')
-R.inner = view().layout.nodes[2]
+R.legend = vim.api.nvim_buf_get_lines(0, -5, -1, false)
+local line = 2
+while not view().layout.nodes[line].children[1] do line = line + 1 end
+R.inner = view().layout.nodes[line]
 local first_tree = view().tree
-press(2, '2s')
+press(line, '2s')
 wait(30000, function() return view().tree ~= first_tree end, 'the tree 2 tokens on')
 R.two = { tree = view().tree, after = view().after }
-R.two.lines = vim.api.nvim_buf_line_count(0)
+R.two.lines = vim.api.nvim_buf_get_lines(0, 0, -1, false)
 local second_tree = view().tree
 press(1, 's')
 wait(30000, function() return view().tree ~= second_tree end, 'the tree 4 tokens on')
@@ -321,13 +367,12 @@ R.back = { after = view().after, depth = view().depth, history = #view().history
     )
     result = run_nvim(tmp_path, body, story=str(story), url=llama_server_url)
 
-    assert "[N]s step N tokens" in result["statusline"]
+    assert "[N]s step N tokens" in result["legend"]
     inner, two, four = result["inner"], result["two"], result["four"]
     assert inner["insertText"] and two["after"] == inner["insertText"]
     assert two["tree"]["prompt"].endswith(inner["path"])
-    assert max(depths(two["tree"]["root"])) == 2 and two["lines"] == len(
-        preorder(two["tree"]["root"])
-    )
+    assert max(depths(two["tree"]["root"])) == 2
+    check_lines(two["lines"], two["tree"]["root"])
     # From the root of the stepped tree, `s` without a count: 4 more tokens after the node.
     assert four["after"] == inner["insertText"]
     assert max(depths(four["tree"]["root"])) == 4

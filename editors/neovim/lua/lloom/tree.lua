@@ -1,7 +1,8 @@
 --- A weave's token tree (the json of the server's `lloom.tree`) as lines of text: one
---- line per node, in the tree's own order (a node, then its children's subtrees), each
---- indented by its depth and showing a bar of the token's probability, the probability,
---- the token, and on a leaf where its beam ended.  Also the fold level of every line, so
+--- line per phrase (a chain of single-child tokens, as on the edges of LLooM's graph),
+--- in the tree's own order (a phrase, then its children's subtrees), each indented by
+--- its level and showing a bar of the phrase's probability, the probability, the
+--- phrase, and on a leaf where its beam ended.  Also the fold level of every line, so
 --- each branch (a subtree whose parent splits) folds on its own.  Pure: no Nvim state.
 local beams = require('lloom.beams')
 
@@ -11,7 +12,7 @@ local M = {}
 M.BAR_WIDTH = 8
 
 --- How many characters of the story's end the root line shows.
-M.STORY_TAIL = 40
+M.STORY_TAIL = 30
 
 --- A token as a JSON string, quotes included: its spaces and newlines stay visible.
 function M.token_text(text)
@@ -41,48 +42,89 @@ local function story_tail(prompt)
   return M.token_text(prompt)
 end
 
---- The root's line: the end of the story woven from, and the speed line.
-function M.root_line(tree, speed_line)
-  local line = 'story ' .. story_tail(tree.prompt)
-  if type(speed_line) == 'string' and speed_line ~= '' then
-    line = line .. '  ' .. speed_line
-  end
-  return line
+--- The root's line: the end of the story woven from.
+function M.root_line(tree)
+  return 'story ' .. story_tail(tree.prompt)
 end
 
---- A node's line: indent, bar, probability, token, `[finish]` where a beam ends.
-function M.node_line(node, depth)
-  local prob = tonumber(node.prob) or 0
-  local finish = M.finish(node)
-  return string.rep('  ', depth)
+--- How many levels deep the indent goes; deeper phrases stay at this indent, so a deep
+--- tree still fits an 80-column split (a vertical split of it: 40 columns).
+M.MAX_INDENT_LEVELS = 6
+
+--- The keys, as the tree buffer's last lines: each fits a 40-column window.
+M.LEGEND = {
+  '<CR> insert leaf / weave on',
+  'a insert   w weave on',
+  '[N]s step N tokens',
+  '<BS> back   r again   q close',
+}
+
+--- A phrase: `node` and the single-child tokens below it, up to the first node that
+--- ends a beam or splits.  Returns its last node, its text and its joint probability.
+function M.phrase(node)
+  local texts, prob, last = {}, 1, node
+  while true do
+    table.insert(texts, last.text or '')
+    prob = prob * (tonumber(last.prob) or 0)
+    local children = M.inner(last) and last.children or {}
+    if #children ~= 1 or M.finish(last) then
+      break
+    end
+    last = children[1]
+  end
+  return last, table.concat(texts), prob, #texts
+end
+
+--- A phrase's line: indent, bar, probability (the phrase's, the product of its tokens'),
+--- the phrase, `[finish]` where a beam ends.
+function M.phrase_line(text, prob, finish, level)
+  return string.rep('  ', math.min(level, M.MAX_INDENT_LEVELS))
     .. beams.bar(prob, M.BAR_WIDTH)
     .. string.format(' %4s  ', beams.percent(prob))
-    .. M.token_text(node.text)
+    .. M.token_text(text)
     .. (finish and ('  [' .. finish .. ']') or '')
 end
 
 --- The tree as `{ lines, nodes, depths, folds }`, all indexed by line (1-based): the
---- text, the json node, its depth (the root's is 0), and its 'foldexpr' level.  A fold
---- starts at every child of a node with two or more children and covers its subtree,
---- so `zc` on any line closes the branch it is on, and a chain of single tokens is one
---- fold, not one per token.
+--- text, the json node its phrase ends at (nil on the story, speed and key lines), its
+--- level (the root's is 0), and its 'foldexpr' level.  A chain of single-child tokens
+--- is one line, a phrase, as on the edges of LLooM's graph; a fold starts at every
+--- phrase whose parent splits and covers its subtree, so `zc` closes the branch the
+--- cursor is on.  Below the tree: the speed line and the keys.
 function M.layout(tree, speed_line)
   local out = { lines = {}, nodes = {}, depths = {}, folds = {} }
-  local function add(node, depth, level, starts)
-    table.insert(
-      out.lines,
-      depth == 0 and M.root_line(tree, speed_line) or M.node_line(node, depth)
+  local function line(text, node, level, fold)
+    table.insert(out.lines, text)
+    out.nodes[#out.lines] = node
+    table.insert(out.depths, level)
+    table.insert(out.folds, fold)
+  end
+  local function add(node, level, fold_level, starts)
+    local last, text, prob = M.phrase(node)
+    line(
+      M.phrase_line(text, prob, M.finish(last), level),
+      last,
+      level,
+      starts and ('>' .. fold_level) or fold_level
     )
-    table.insert(out.nodes, node)
-    table.insert(out.depths, depth)
-    table.insert(out.folds, starts and ('>' .. level) or level)
-    local children = M.inner(node) and node.children or {}
+    local children = M.inner(last) and last.children or {}
     local splits = #children > 1
     for _, child in ipairs(children) do
-      add(child, depth + 1, splits and level + 1 or level, splits)
+      add(child, level + 1, splits and fold_level + 1 or fold_level, splits)
     end
   end
-  add(tree.root, 0, 0, false)
+  line(M.root_line(tree), tree.root, 0, 0)
+  local children = M.inner(tree.root) and tree.root.children or {}
+  for _, child in ipairs(children) do
+    add(child, 1, #children > 1 and 1 or 0, #children > 1)
+  end
+  line('', nil, 0, 0)
+  if type(speed_line) == 'string' and speed_line ~= '' then
+    line(speed_line, nil, 0, 0)
+  end
+  for _, legend in ipairs(M.LEGEND) do
+    line(legend, nil, 0, 0)
+  end
   return out
 end
 

@@ -1,5 +1,6 @@
 --- :LLooMTree — the weave at the cursor as its token tree, in a scratch buffer beside the
---- story: one line per node (lloom.tree lays them out), folded by branch.  <CR> on a
+--- story: one line per phrase (lloom.tree lays them out), folded by branch, the keys
+--- below.  <CR> on a
 --- leaf inserts its beam into the story through `lloom.accept`, at the place and
 --- document version the tree was woven for; <CR> on an inner node weaves on from it
 --- (`lloom.tree` with `after` = the node's text) and shows that tree in its place; `s`
@@ -20,9 +21,9 @@ local REQUEST_CANCELLED = -32800
 
 local FOLDEXPR = 'get(b:lloom_tree_folds,v:lnum-1,0)'
 
---- The tree window's statusline: its keys.
-M.HELP = '<CR> insert leaf / weave on   [N]s step N tokens   w weave on   a insert   '
-  .. '<BS> back   r again   q close'
+--- The tree window's statusline, short enough for half an 80-column screen: the keys
+--- are the buffer's last lines.
+M.HELP = 'LLooM tree  (keys below; q closes)'
 
 --- How many tokens `s` steps on without a count.
 M.STEP = 4
@@ -69,6 +70,7 @@ local function define_highlights()
     LLooMTreeBar = 'Special',
     LLooMTreeProb = 'Number',
     LLooMTreeFinish = 'Comment',
+    LLooMTreeKeys = 'Comment',
   }) do
     vim.cmd(string.format('highlight default link %s %s', group, target))
   end
@@ -81,6 +83,7 @@ local function syntax(bufnr)
       syntax match LLooMTreeBar /[█▏▎▍▌▋▊▉·]\{8}/
       syntax match LLooMTreeProb /\d\+\%(\.\d\+\)\?%/
       syntax match LLooMTreeFinish /  \[\l\+\]$/
+      syntax match LLooMTreeKeys /^\%(<CR>\|a insert\|\[N\]s\|<BS>\).*$/
     ]])
   end)
 end
@@ -101,7 +104,9 @@ local function open_window(view, story_win)
     -- :setlocal, not vim.wo: on 0.7 vim.wo sets the global value too, which the next
     -- window opened would take.
     vim.cmd('setlocal foldmethod=expr foldexpr=' .. FOLDEXPR .. ' foldlevel=99 foldenable')
-    vim.cmd('setlocal nowrap nonumber norelativenumber nolist nospell cursorline')
+    -- a long phrase wraps under its own indent, not off a narrow split
+    vim.cmd('setlocal wrap linebreak breakindent breakindentopt=shift:2')
+    vim.cmd('setlocal nonumber norelativenumber nolist nospell cursorline')
     vim.cmd('setlocal statusline=' .. vim.fn.escape(M.HELP, ' \\|"'))
   end)
   view.bufnr, view.win = bufnr, win
