@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from .prose import ends_naturally, near_duplicate_word, words
 from .source import Candidate
 
 __all__ = [
@@ -21,6 +22,9 @@ __all__ = [
     "find_stop",
     "heal_whitespace",
     "make_beam",
+    "NOTE_CUT",
+    "NOTE_MID_PHRASE",
+    "NOTE_REPEATS",
     "rank_beams",
     "split_story",
 ]
@@ -32,6 +36,12 @@ NORM_ALPHA = 0.7
 #: A beam repeats the story when at least this share of its word n-grams occur in it.
 REPEAT_SHARE = 0.5
 REPEAT_NGRAM = 4
+
+#: Why a beam sits below beams scored higher than it (its ``note``); empty for the first tier.
+NOTE_MID_PHRASE = "stops mid-phrase"
+NOTE_REPEATS = "repeats the story"
+NOTE_CUT = "cut short"
+_TIERS = ("", NOTE_MID_PHRASE, NOTE_REPEATS, NOTE_CUT)
 
 
 @attrs.frozen
@@ -60,6 +70,29 @@ class Beam:
     finish: str  # depth | stop | eos | limit | cut
     paths: int = 1  # token paths that spell this text (merged into one suggestion)
     repeats_story: bool = False  # it mostly repeats text already in the story
+    #: near-duplicates folded into this beam: the word each has where it differs
+    variants: tuple[str, ...] = ()
+
+    @property
+    def ends_naturally(self) -> bool:
+        return ends_naturally(self.text, self.finish)
+
+    @property
+    def note(self) -> str:
+        """Why this beam is ranked below beams scored higher ("" when nothing demoted it):
+        the tiers of :func:`rank_beams`, best first."""
+        if self.finish == "cut":
+            return NOTE_CUT
+        if self.repeats_story:
+            return NOTE_REPEATS
+        if not self.ends_naturally:
+            return NOTE_MID_PHRASE
+        return ""
+
+    @property
+    def tier(self) -> int:
+        """0 for a beam nothing demoted, then one per note, worst last."""
+        return _TIERS.index(self.note)
 
     @property
     def probs(self) -> tuple[float, ...]:
@@ -86,6 +119,8 @@ class Beam:
             "finish": self.finish,
             "paths": self.paths,
             "repeatsStory": self.repeats_story,
+            "note": self.note,
+            "variants": list(self.variants),
             "tokens": [{"text": t.text, "prob": t.prob, "id": t.token_id} for t in self.tokens],
         }
 
@@ -181,14 +216,24 @@ def make_beam(path: Sequence[Candidate], data: bytes, held: str, finish: str) ->
 
 
 def rank_beams(
-    beams: Iterable[Beam], rank: str, *, story: str = "", repeats: str = "keep"
+    beams: Iterable[Beam],
+    rank: str,
+    *,
+    story: str = "",
+    repeats: str = "keep",
+    limit: int | None = None,
+    fold: bool = False,
 ) -> list[Beam]:
-    """Best first by ``rank``; beams that were cut short after every finished one.
+    """Best first, at most ``limit`` of them: by tier (:attr:`Beam.note`: beams that end
+    at a natural point, then those that stop mid-phrase, those that repeat the story, and
+    those cut short), and within a tier by ``rank``.  A beam below one ranked lower
+    therefore always says why in its note.
 
     One text, one beam: token paths that insert the same text are one suggestion, whose
-    joint probability is the sum of the paths' (they are disjoint ways for the model to
-    write it).  The suggestion keeps the tokens and LLooM score of its best path by
-    ``rank``; its mean log-probability follows the summed joint.
+    joint probability is the sum of the paths'.  The suggestion keeps the tokens and LLooM
+    score of its best path by ``rank``; its mean log-probability follows the summed joint.
+    With ``fold``, near-duplicates (:func:`.prose.near_duplicate_word`) are folded into
+    the best of them, which lists their words as ``variants``.
 
     ``repeats`` handles a beam that only repeats the ``story`` (see :func:`repeats_text`):
     ``keep`` it in rank order, ``demote`` it below every beam that does not, or ``drop`` it.
@@ -203,10 +248,30 @@ def rank_beams(
         merged = [attrs.evolve(b, repeats_story=repeats_text(b.text, grams)) for b in merged]
         if repeats == "drop":
             merged = [b for b in merged if not b.repeats_story]
-    return sorted(
-        merged,
-        key=lambda b: (b.finish == "cut", b.repeats_story, -b.rank_value(rank), b.text),
-    )
+    ranked = sorted(merged, key=lambda b: (b.tier, -b.rank_value(rank), b.text))
+    ranked = _fold_near_duplicates(ranked) if fold else ranked
+    return ranked if limit is None else ranked[: max(0, limit)]
+
+
+def _fold_near_duplicates(ranked: list[Beam]) -> list[Beam]:
+    """Each beam that is a near-duplicate of one ranked above it (and in the same tier)
+    becomes a variant of that one."""
+    kept: list[tuple[Beam, list[str], list[str]]] = []  # beam, its words, variants
+    for beam in ranked:
+        own = words(beam.insert_text)
+        for best, best_words, variants in kept:
+            if best.tier != beam.tier:
+                continue
+            where = near_duplicate_word(best_words, own)
+            if where is not None:
+                variants.append(own[where])
+                break
+        else:
+            kept.append((beam, own, []))
+    return [
+        attrs.evolve(b, variants=(*b.variants, *variants)) if variants else b
+        for b, _, variants in kept
+    ]
 
 
 def _words(text: str) -> list[str]:

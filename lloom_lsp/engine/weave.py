@@ -116,6 +116,9 @@ class Weave:
     ``limiter`` bounds the requests in flight; pass the same one to every weave that shares
     a backend, so the bound holds for the backend and not per weave.  Without one, the
     weave makes its own of size ``concurrency``.
+
+    ``fold``: near-duplicates in the result become ``variants`` of the best of them
+    (:func:`.beam.rank_beams`); what a writer reads wants it, a test of the search not.
     """
 
     def __init__(
@@ -127,8 +130,10 @@ class Weave:
         concurrency: int = 4,
         limiter: asyncio.Semaphore | None = None,
         root: Prompt | None = None,
+        fold: bool = False,
     ) -> None:
         self.source = source
+        self.fold = fold
         #: What the root stands for when the story continues a known path by its token ids
         #: (engine/memory.py: ``StepMemory.root_for``); else the story's own text.
         self.root = root
@@ -186,6 +191,8 @@ class Weave:
                 self.settings.rank,
                 story=self.prompt,
                 repeats=self.settings.repeats,
+                limit=self.settings.max_suggestions,
+                fold=self.fold,
             ),
             self.tree,
             self.stats,

@@ -149,14 +149,14 @@ async def test_trailing_whitespace_is_held_back_and_healed() -> None:
 
 
 async def test_scores_and_ranks() -> None:
-    # " red red red" has the larger sum, " blue." the larger product.
-    vocab = {1: b" red", 2: b" blue", 3: b"."}
+    # " red; red; red;" has the larger sum, " blue." the larger product; both end naturally.
+    vocab = {1: b" red;", 2: b" blue", 3: b"."}
     table = {(): [(1, 0.5), (2, 0.5)], (2,): [(3, 0.8)]}
     source = ScriptedSource(vocab, lambda ids: table.get(ids, [(1, 0.45), (2, 0.1)]))
     lloom = await weave(source, "A", settings(max_depth=3))
     joint = await weave(source, "A", settings(max_depth=3, rank="joint"))
     mean = await weave(source, "A", settings(max_depth=3, rank="mean"))
-    assert lloom.beams[0].text == " red red red"
+    assert lloom.beams[0].text == " red; red; red;"
     assert joint.beams[0].text == " blue."
     assert mean.beams[0].text == " blue."
     best = lloom.beams[0]
