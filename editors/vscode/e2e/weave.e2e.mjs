@@ -294,7 +294,12 @@ describe('LLooM in code-server', { timeout: 10 * 60_000 }, () => {
    * decoration type (its background the theme colour lloom.shading.*, as a CSS variable or
    * the colour itself) and gives the overlay elements of its ranges that rule's class.
    */
-  function shadedCount() {
+  async function shadedCount() {
+    return (await shaded()).count;
+  }
+
+  /** How many shaded elements there are, and the middle of the first one with a size. */
+  function shaded() {
     return page.evaluate(() => {
       const { document } = globalThis;
       const classes = new Set();
@@ -312,8 +317,16 @@ describe('LLooM in code-server', { timeout: 10 * 60_000 }, () => {
         }
       }
       let count = 0;
-      for (const name of classes) count += document.querySelectorAll(`.part.editor .monaco-editor .${name}`).length;
-      return count;
+      let middle;
+      for (const name of classes) {
+        const found = document.querySelectorAll(`.part.editor .monaco-editor .${name}`);
+        count += found.length;
+        for (const el of found) {
+          const r = el.getBoundingClientRect();
+          if (!middle && r.width > 2 && r.height > 2) middle = { x: r.x + r.width / 2, y: r.y + r.height / 2 };
+        }
+      }
+      return { count, middle };
     });
   }
 
@@ -333,12 +346,40 @@ describe('LLooM in code-server', { timeout: 10 * 60_000 }, () => {
     }
   });
 
+  it('hovers over a woven token: its probability and the alternatives', async () => {
+    try {
+      // The middle of a shaded token (a woven token under 50%): the server's hover is about it.
+      const box = await until(async () => (await shaded()).middle, 'a shaded token to hover');
+      await page.mouse.move(box.x, box.y);
+      const hover = page.locator('.monaco-hover:not(.hidden)', { hasText: '%' }).first();
+      await hover.waitFor();
+      assert.match(await hover.innerText(), /\d%/);
+      // LLOOM_E2E_HOVER_SCREENSHOT=path: the hover over a woven token.
+      if (process.env.LLOOM_E2E_HOVER_SCREENSHOT) await page.screenshot({ path: process.env.LLOOM_E2E_HOVER_SCREENSHOT });
+      await page.mouse.move(5, 5);
+    } catch (err) {
+      process.exitCode = 1;
+      throw err;
+    }
+  });
+
   it('shows an inline suggestion on request and accepts it with Tab', async () => {
     try {
       const before = readFileSync(storyFile, 'utf8');
       await focusEditorAtEnd();
       await runCommand('Trigger Inline Suggestion');
       await page.locator('.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text').first().waitFor();
+      // Alt+] (lloom.nextBeam): the next beam, and the status bar says which one it is.
+      await page.keyboard.press('Alt+BracketRight');
+      const said = page.locator('.part.statusbar', { hasText: /beam \d+ of \d+: “/ });
+      await said.waitFor();
+      const line = /beam (\d+) of (\d+): “/.exec(await said.innerText());
+      assert.ok(line, 'the status bar names the beam');
+      const [shownIndex, count] = [Number(line[1]), Number(line[2])];
+      assert.equal(shownIndex, count > 1 ? 2 : 1, `the step from the first beam shows the second: ${line[0]}`);
+      await page.locator('.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text').first().waitFor();
+      // LLOOM_E2E_NEXT_SCREENSHOT=path: the ghost text after Alt+], with the status bar's words.
+      if (process.env.LLOOM_E2E_NEXT_SCREENSHOT) await page.screenshot({ path: process.env.LLOOM_E2E_NEXT_SCREENSHOT });
       await page.keyboard.press('Tab');
       const text = await saveAndRead(before);
       assert.ok(text.startsWith(before) && text.length > before.length, `story grew: ${JSON.stringify(text)}`);
@@ -360,6 +401,16 @@ describe('LLooM in code-server', { timeout: 10 * 60_000 }, () => {
       const nodes = await view.locator('#graph svg g.node').count();
       assert.ok(nodes >= 2, `the tree has the story and its tokens: ${nodes} nodes`);
       assert.match(await view.locator('#caption').innerText(), /tok\/s|beams?/);
+      // It fits its half of the window, or shows the likeliest beam's end (heavier frame).
+      const fit = await view.locator('#graph').evaluate((graph) => {
+        const svg = graph.querySelector('svg').getBoundingClientRect();
+        const focus = graph.querySelector('g.lloom-focus')?.getBoundingClientRect();
+        const area = graph.getBoundingClientRect();
+        const inside = (r) => r && r.left >= area.left - 1 && r.right <= area.right + 1;
+        return { fits: svg.width <= area.width + 1, focusShown: inside(focus), scale: globalThis.document.body.dataset.scale };
+      });
+      assert.ok(fit.scale, 'the view set a zoom');
+      assert.ok(fit.fits || fit.focusShown, `fits or shows the likeliest beam: ${JSON.stringify(fit)}`);
       // LLOOM_E2E_THREADS_SCREENSHOT=path: the picture in the extension's README (the real model).
       if (process.env.LLOOM_E2E_THREADS_SCREENSHOT) {
         await page.screenshot({ path: process.env.LLOOM_E2E_THREADS_SCREENSHOT });

@@ -31,6 +31,13 @@ import { resolveLaunch } from './serverLaunch';
 import { SECTION, languages, settingsSnapshot } from './settings';
 import type { StatusBar } from './statusBar';
 
+/** An inline request the server answered: where, and the items it gave. */
+export interface InlineProvided {
+  document: vscode.TextDocument;
+  position: vscode.Position;
+  items: vscode.InlineCompletionItem[];
+}
+
 export class LLooMClient implements vscode.Disposable {
   private client: LanguageClient | undefined;
   private queue: Promise<unknown> = Promise.resolve();
@@ -41,6 +48,9 @@ export class LLooMClient implements vscode.Disposable {
   private readonly stopped = new vscode.EventEmitter<void>();
   /** The server stopped (asked to, or died): what it sent about documents is gone with it. */
   readonly onDidStop = this.stopped.event;
+  private readonly inlineProvided = new vscode.EventEmitter<InlineProvided>();
+  /** The server answered an inline suggestion request (for "next beam"'s announcement). */
+  readonly onDidProvideInline = this.inlineProvided.event;
 
   constructor(
     private readonly log: vscode.LogOutputChannel,
@@ -138,6 +148,16 @@ export class LLooMClient implements vscode.Disposable {
         // the library would show its own pop-up as well.
         initializationFailedHandler: () => false,
         stdioOptions: { stdout: forwardLog, stderr: forwardLog },
+        middleware: {
+          provideInlineCompletionItems: async (document, position, context, token, next) => {
+            const result = await next(document, position, context, token);
+            if (result && !token.isCancellationRequested) {
+              const items = Array.isArray(result) ? result : result.items;
+              this.inlineProvided.fire({ document, position, items });
+            }
+            return result;
+          },
+        },
       };
       const current = new QuietStartClient('lloom', 'LLooM', launch.executable, options);
       client = current;
@@ -214,6 +234,7 @@ export class LLooMClient implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.inlineProvided.dispose();
     void this.shutdown().finally(() => this.stopped.dispose());
   }
 }

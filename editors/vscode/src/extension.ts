@@ -3,6 +3,7 @@
  */
 import * as vscode from 'vscode';
 
+import { BeamCycling } from './beamCycling';
 import { LLooMClient } from './client';
 import { matchesSelector } from './core/languages';
 import { inlineAutomatic, languages, needsRestart, toggleInlineAutomatic } from './settings';
@@ -26,6 +27,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const threads = new ThreadsView(lloom, context.extensionUri, log, status.onDidWeave);
   const shading = new ProbabilityShading(lloom, log);
   const treeFiles = new TreeFiles(lloom, threads, log);
+  const beamCycling = new BeamCycling(lloom);
 
   const updateActive = () => {
     const doc = vscode.window.activeTextEditor?.document;
@@ -46,6 +48,8 @@ export function activate(context: vscode.ExtensionContext): void {
     ...treeFiles.register(),
     shading,
     ...shading.register(),
+    beamCycling,
+    ...beamCycling.register(),
     vscode.commands.registerCommand('lloom.restart', () => lloom.restart()),
     vscode.commands.registerCommand('lloom.showLog', () => log.show()),
     vscode.commands.registerCommand('lloom.toggleInlineAutomatic', toggleInline),
@@ -64,6 +68,7 @@ export function activate(context: vscode.ExtensionContext): void {
     ),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (event.affectsConfiguration('lloom.languages')) updateActive();
+      if (event.affectsConfiguration('lloom')) status.settingsChanged();
       lloom.settingsChanged(needsRestart(event));
     }),
     vscode.window.onDidChangeActiveTextEditor(updateActive),

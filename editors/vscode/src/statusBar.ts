@@ -36,6 +36,12 @@ export class StatusBar implements vscode.Disposable {
     this.render();
   }
 
+  /** Settings changed: an old failure is no longer what the status bar says. */
+  settingsChanged(): void {
+    this.model.settingsChanged();
+    this.render();
+  }
+
   get isWeaving(): boolean {
     return this.model.isWeaving;
   }

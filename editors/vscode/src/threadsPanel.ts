@@ -1,6 +1,7 @@
 /**
  * "LLooM: Show Threads": a webview beside the editor that draws the tree of the last
- * weave at the cursor (the server's `lloom.tree` DOT, drawn by Graphviz in the webview),
+ * weave at the cursor (the server's `lloom.tree` JSON, its single-child chains collapsed
+ * into phrases by `core/threadGraph`, drawn by Graphviz in the webview),
  * grows when a weave of its document ends, inserts a leaf's beam on a click, and weaves
  * from an inner node.  It also shows a tree loaded from beside its document ("Load Thread
  * Tree"), whose clicks act at the saved position while the text there still fits.  The
@@ -29,6 +30,7 @@ import {
   treeArguments,
   treeCaption,
 } from './core/threads';
+import { collapseChains, likeliestLeaf, phraseDot } from './core/threadGraph';
 import { type LoadedTree, loadedCaption, treeFitsText } from './core/treeFile';
 import type { WeaveStatus } from './core/weaveStatus';
 import { plainText } from './core/notices';
@@ -127,12 +129,14 @@ export class ThreadsView implements vscode.Disposable {
   }
 
   private postLoaded(tree: LoadedTree): void {
-    this.post({
-      type: 'tree',
-      dot: tree.dot,
-      nodes: nodeViews(tree.root, tree.after),
-      caption: loadedCaption(tree),
-    });
+    this.postTree(tree.root, tree.after, loadedCaption(tree));
+  }
+
+  /** The tree drawn as phrases: the nodes' hovers and clicks are those of each phrase's last token. */
+  private postTree(root: TreeNode, after: string, caption: string): void {
+    const phrases = collapseChains(root);
+    const focus = likeliestLeaf(phrases)?.id;
+    this.post({ type: 'tree', dot: phraseDot(phrases, focus), nodes: nodeViews(phrases, after), caption, ...(focus ? { focus } : {}) });
   }
 
   private open(): void {
@@ -190,15 +194,13 @@ export class ThreadsView implements vscode.Disposable {
     this.post({ type: 'busy', message: after ? 'Weaving from the node…' : 'Weaving…' });
     try {
       const options: TreeOptions = after ? { after } : {};
-      // One renderer: the server's DOT; the JSON (from the same cached weave) for the nodes.
-      const dot = parseTreeResult(await this.tree(client, uri, position, { ...options, format: 'dot' }, source.token));
-      if (dot.error) throw new Error(dot.error);
+      // The JSON tree, drawn here: chains of single tokens become phrases (core/threadGraph).
       const json = parseTreeResult(await this.tree(client, uri, position, { ...options, format: 'json' }, source.token));
       if (json.error) throw new Error(json.error);
       if (source.token.isCancellationRequested) return;
-      if (!json.root || dot.text === undefined) throw new Error('lloom.tree answered without a tree');
+      if (!json.root) throw new Error('lloom.tree answered without a tree');
       this.shown = { uri, document, position, version: json.version, after, nodes: indexNodes(json.root) };
-      this.post({ type: 'tree', dot: dot.text, nodes: nodeViews(json.root, after), caption: treeCaption(json) });
+      this.postTree(json.root, after, treeCaption(json));
     } catch (err) {
       if (source.token.isCancellationRequested) return;
       const message = err instanceof Error ? err.message : String(err);
@@ -319,7 +321,9 @@ export class ThreadsView implements vscode.Disposable {
 <title>LLooM Threads</title>
 </head>
 <body>
-<header><span id="caption">LLooM Threads</span><button id="refresh" type="button">Refresh</button></header>
+<header><span id="caption">LLooM Threads</span>
+<span class="zoom"><button id="zoom-out" type="button" title="Smaller">−</button><button id="zoom-fit" type="button" title="Fit the width of the view">Fit</button><button id="zoom-in" type="button" title="Larger">+</button></span>
+<button id="refresh" type="button">Refresh</button></header>
 <div id="notice" role="status">Weaving…</div>
 <div id="graph" aria-label="The tree of the weave: click a leaf to insert its beam, an inner node to weave from it"></div>
 <footer id="licences">${LICENCE_NOTICE} <button id="notices" type="button" class="link">Licences</button></footer>

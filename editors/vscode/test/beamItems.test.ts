@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import {
   DEFAULT_STEPS,
   bar,
+  beamBeginning,
   beamText,
   escapeIcons,
   nextWeaveOptions,
@@ -101,6 +102,23 @@ describe('toBeamItems', () => {
     assert.equal(items[1].label, '█████····· 0.50  …twelve stairs, counting.');
     // Picking a row still inserts the whole beam.
     assert.equal(items[1].beam.insertText, start + 'stairs, counting.');
+    // The detail line reads the beam from its beginning, which the label leaves out.
+    assert.equal(items[1].detail, 'p=0.250  ·  “She had to climb the hundred and twelve stairs, counting.”');
+  });
+
+  it('quotes no beginning when the label shows it already', () => {
+    const [item] = toBeamItems([beam(' the door opened', 1, { label: 'the door opened' })]);
+    assert.equal(item.detail, 'p=0.250');
+    assert.equal(beamBeginning(beam('x', 1)), undefined);
+  });
+
+  it("cuts a long beginning at 80 characters, and shows the server's description beside the label", () => {
+    const long = 'word '.repeat(40);
+    const [item] = toBeamItems([beam(long, 1, { label: '…word end', description: 'from “word word” · $(x)' })]);
+    assert.equal(item.description, 'from “word word” · \\$(x)');
+    const quoted = /“(.*)”/.exec(item.detail)![1];
+    assert.equal([...quoted].length, 80);
+    assert.ok(quoted.startsWith('word word') && quoted.endsWith('…'));
   });
 
   it('falls back to the text to insert when the server sends no label (older servers)', () => {

@@ -29,6 +29,7 @@ interface Manifest {
     keybindings: Keybinding[];
     menus: { commandPalette: { command: string; when?: string }[] };
     colors: { id: string; description: string; defaults: Record<string, string> }[];
+    configurationDefaults: Record<string, Record<string, unknown>>;
   };
 }
 
@@ -50,8 +51,9 @@ function pythonFiles(dir: string): string[] {
 const INLINE = [
   'editor.action.inlineSuggest.acceptNextWord',
   'editor.action.inlineSuggest.acceptNextLine',
-  'editor.action.inlineSuggest.showNext',
-  'editor.action.inlineSuggest.showPrevious',
+  // VS Code's showNext/showPrevious, with a message that says which beam shows.
+  'lloom.nextBeam',
+  'lloom.previousBeam',
 ];
 
 describe('activation', () => {
@@ -125,6 +127,70 @@ describe('colours', () => {
       parseInt(manifest.contributes.colors.find((c) => c.id === levelColor(level as 'low'))!.defaults[kind].slice(7), 16);
     for (const kind of ['dark', 'light', 'highContrast', 'highContrastLight']) {
       assert.ok(alpha('low', kind) > alpha('medium', kind) && alpha('medium', kind) > alpha('faint', kind), kind);
+    }
+  });
+});
+
+/** sRGB channels of `#rrggbb`. */
+function rgb(hex: string): number[] {
+  return [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+}
+
+/** `#rrggbbaa` drawn over the opaque `background`. */
+function over(colour: string, background: string): number[] {
+  const alpha = parseInt(colour.slice(7, 9), 16) / 255;
+  const bg = rgb(background);
+  return rgb(colour).map((c, i) => c * alpha + bg[i] * (1 - alpha));
+}
+
+/** WCAG 2 contrast ratio of two sRGB colours. */
+function contrast(a: number[], b: number[]): number {
+  const luminance = (c: number[]) => {
+    const [r, g, bl] = c.map((v) => (v / 255 <= 0.03928 ? v / 255 / 12.92 : ((v / 255 + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * r + 0.7152 * g + 0.0722 * bl;
+  };
+  const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+  return (hi + 0.05) / (lo + 0.05);
+}
+
+describe('shading on the default themes', () => {
+  // Editor background and text of VS Code's default theme of each kind (Dark Modern's
+  // editor is #1f1f1f; Dark+ #1e1e1e).
+  const THEMES: Record<string, { background: string; text: string }> = {
+    dark: { background: '#1e1e1e', text: '#d4d4d4' },
+    light: { background: '#ffffff', text: '#000000' },
+    highContrast: { background: '#000000', text: '#ffffff' },
+    highContrastLight: { background: '#ffffff', text: '#292929' },
+  };
+
+  it('stands out from the background even at the faintest level (issue 22: "a faint peach")', () => {
+    for (const level of LEVELS) {
+      const colour = manifest.contributes.colors.find((c) => c.id === levelColor(level))!;
+      for (const [kind, theme] of Object.entries(THEMES)) {
+        const shaded = over(colour.defaults[kind], theme.background);
+        const bg = rgb(theme.background);
+        // Euclidean sRGB distance: the old faint light tint (#bc4c0012) was 22 from white.
+        const distance = Math.hypot(...shaded.map((c, i) => c - bg[i]));
+        assert.ok(distance >= 45, `${colour.id} on ${kind}: ${distance.toFixed(0)} from the background`);
+      }
+    }
+  });
+
+  it('keeps the text on it readable (WCAG AA, 4.5:1)', () => {
+    for (const level of LEVELS) {
+      const colour = manifest.contributes.colors.find((c) => c.id === levelColor(level))!;
+      for (const [kind, theme] of Object.entries(THEMES)) {
+        const ratio = contrast(over(colour.defaults[kind], theme.background), rgb(theme.text));
+        assert.ok(ratio >= 4.5, `${colour.id} on ${kind}: text contrast ${ratio.toFixed(2)}`);
+      }
+    }
+  });
+});
+
+describe('editor defaults', () => {
+  it("wraps words in the languages LLooM weaves in, so a paragraph and an inserted beam stay in view", () => {
+    for (const language of DEFAULT_LANGUAGES) {
+      assert.equal(manifest.contributes.configurationDefaults[`[${language}]`]?.['editor.wordWrap'], 'on', language);
     }
   });
 });

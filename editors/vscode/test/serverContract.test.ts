@@ -100,6 +100,19 @@ class Session {
     }
   }
 
+  /**
+   * The statuses of the weave whose first status is at `from`, once its end arrived: its
+   * start, any progress messages (`weaving` or `progress` with a message), and its end.
+   */
+  async weaveStatuses(from: number): Promise<WeaveStatus[]> {
+    const ends = ['done', 'failed', 'cancelled'];
+    for (;;) {
+      const end = this.statuses.findIndex((s, i) => i >= from && ends.includes(s.state));
+      if (end >= 0) return this.statuses.slice(from, end + 1);
+      await new Promise<void>((resolve) => this.statusWaiters.push(resolve));
+    }
+  }
+
   async close(): Promise<void> {
     try {
       await this.connection.sendRequest('shutdown');
@@ -173,14 +186,23 @@ describe(
       const first = await session.weave();
       assert.equal(first.error, undefined, first.error);
       assert.ok(first.beams.length > 0);
-      await session.statusCount(2);
-      const [start, end] = session.statuses;
+      const statuses = await session.weaveStatuses(0);
+      const [start, end] = [statuses[0], statuses.at(-1)!];
       assert.deepEqual([start.state, end.state], ['weaving', 'done']);
       assert.equal(end.message, first.speedLine);
+      // Between them only progress: how far it is, in words ("3 of 12 beams").
+      for (const update of statuses.slice(1, -1)) {
+        assert.ok(['weaving', 'progress'].includes(update.state) && update.message !== '', JSON.stringify(update));
+      }
       const status = new StatusModel();
       status.setServer('ready');
       status.onWeave(start);
+      for (const update of statuses.slice(1, -1)) {
+        status.onWeave(update);
+        assert.equal(status.view().text, `$(loading~spin) LLooM: ${update.message}`);
+      }
       status.onWeave(end);
+      assert.ok(!status.isWeaving, 'one weave, however many messages');
       assert.equal(status.view().text, `$(check) LLooM: ${first.speedLine}`);
     });
 
@@ -189,13 +211,10 @@ describe(
       const cached = await session.weave();
       const again = await session.weave({ fresh: true });
       assert.equal(again.error, undefined, again.error);
-      await session.statusCount(before + 2);
-      assert.deepEqual(
-        session.statuses.slice(before, before + 2).map((s) => s.state),
-        ['weaving', 'done'],
-      );
-      // The cached answer started no weave: the two statuses are the fresh weave's.
-      assert.equal(session.statuses[before + 1].message, again.speedLine);
+      const statuses = await session.weaveStatuses(before);
+      assert.deepEqual([statuses[0].state, statuses.at(-1)!.state], ['weaving', 'done']);
+      // The cached answer started no weave: these statuses are the fresh weave's.
+      assert.equal(statuses.at(-1)!.message, again.speedLine);
       assert.ok(cached.beams.length > 0);
     });
 

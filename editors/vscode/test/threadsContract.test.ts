@@ -1,7 +1,8 @@
 /**
  * The Threads view's reading of the real lloom-lsp: `lloom.tree`'s JSON through
- * `parseTreeResult`, its DOT drawn by viz.js (the webview's Graphviz) with the node ids
- * kept, a leaf inserted with `lloom.accept`, and a weave from an inner node.
+ * `parseTreeResult`, collapsed into phrases and drawn by viz.js (the webview's Graphviz)
+ * with the phrases' ids kept, a leaf inserted with `lloom.accept`, and a weave from an
+ * inner node.
  *
  * Needs a Python that can import lloom_lsp ($PYTHON, else the repository's .venv), the
  * bigram test model in <repo>/.cache and llama-server, like test/serverContract.test.ts;
@@ -31,6 +32,7 @@ import {
   parseTreeResult,
   treeArguments,
 } from '../src/core/threads';
+import { collapseChains, likeliestLeaf, phraseDot } from '../src/core/threadGraph';
 
 const REPO = path.resolve(__dirname, '..', '..', '..', '..');
 const PYTHON = process.env.PYTHON || path.join(REPO, '.venv', 'bin', 'python');
@@ -96,20 +98,28 @@ describe('the Threads view against the real server', { skip }, () => {
   const tree = async (options: TreeOptions) =>
     parseTreeResult(await connection.sendRequest('workspace/executeCommand', { command: TREE, arguments: treeArguments(URI, END, options) }));
 
-  it("draws the server's DOT with viz.js, keeping the ids of the JSON's nodes", async () => {
+  it("draws the server's tree as phrases with viz.js, keeping the ids of the JSON's nodes", async () => {
     const json = await tree({});
     assert.equal(json.error, undefined, json.error);
     assert.equal(json.version, 1);
     const nodes = indexNodes(json.root!);
     assert.ok(nodes.size > 1, 'the tree has tokens');
-    const views = nodeViews(json.root!);
+    const phrases = collapseChains(json.root!);
+    const views = nodeViews(phrases);
     assert.ok(Object.values(views).some((v) => v.role === 'leaf'), 'a beam ends somewhere');
-    const dot = await tree({ format: 'dot' });
-    assert.equal(dot.error, undefined, dot.error);
+    // Every phrase is a node of the JSON (its last token), and reads as the tokens it joins.
+    for (const [id, phrase] of indexNodes(phrases)) {
+      const last = nodes.get(id);
+      assert.ok(last, `phrase ${id} is a node of the tree`);
+      assert.ok(last.path.endsWith(phrase.text), `${JSON.stringify(last.path)} ends with ${JSON.stringify(phrase.text)}`);
+      if (id !== 'n0') assert.ok(last.finish !== null || last.children.length !== 1, `${id} ends at a branch or a beam's end`);
+    }
+    const focus = likeliestLeaf(phrases)?.id;
+    assert.ok(focus, 'a likeliest beam to scroll to');
     // viz.js is an ES module; the tests compile to CommonJS.
     const { instance } = await import('@viz-js/viz');
-    const svg = (await instance()).renderString(dot.text!, { format: 'svg' });
-    for (const id of nodes.keys()) assert.ok(svg.includes(`id="${id}"`), `the SVG has node ${id}`);
+    const svg = (await instance()).renderString(phraseDot(phrases, focus), { format: 'svg' });
+    for (const id of indexNodes(phrases).keys()) assert.ok(svg.includes(`id="${id}"`), `the SVG has node ${id}`);
   });
 
   it("inserts a leaf's beam with lloom.accept at the tree's version", async () => {

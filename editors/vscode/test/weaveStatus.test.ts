@@ -69,6 +69,45 @@ describe('StatusModel', () => {
     assert.equal(model.view().background, undefined);
   });
 
+  it("shows the server's progress message while a slow weave runs, not just 'weaving…'", () => {
+    const model = running();
+    model.onWeave({ uri: A, state: 'weaving', message: '' });
+    model.onWeave({ uri: A, state: 'progress', message: 'evaluating the story (812 tokens)' });
+    assert.equal(model.view().text, '$(loading~spin) LLooM: evaluating the story (812 tokens)');
+    assert.match(model.view().tooltip, /Weaving: evaluating the story/);
+    // A progress message sent as another `weaving` updates the weave; it is not a second one.
+    model.onWeave({ uri: A, state: 'weaving', message: '3 of 12 beams' });
+    assert.equal(model.view().text, '$(loading~spin) LLooM: 3 of 12 beams');
+    model.onWeave({ uri: A, state: 'done', message: '12 suggestions in 9.1 s' });
+    assert.ok(!model.isWeaving, 'one done ends the one weave');
+    assert.equal(model.view().text, '$(check) LLooM: 12 suggestions in 9.1 s');
+    // A late progress message of an ended weave does not start one.
+    model.onWeave({ uri: A, state: 'progress', message: '12 of 12 beams' });
+    assert.ok(!model.isWeaving);
+  });
+
+  it('starts with the message a weave starts with, and forgets it when the weave ends', () => {
+    const model = running();
+    model.onWeave({ uri: A, state: 'weaving', message: 'waiting for a busy server' });
+    assert.equal(model.view().text, '$(loading~spin) LLooM: waiting for a busy server');
+    model.onWeave({ uri: A, state: 'cancelled', message: '' });
+    model.onWeave({ uri: A, state: 'weaving', message: '' });
+    assert.equal(model.view().text, '$(loading~spin) LLooM: weaving…');
+  });
+
+  it('clears a failure when the settings change (a fixed URL is not still failing)', () => {
+    const model = running();
+    model.onWeave({ uri: A, state: 'done', message: 'before' });
+    model.onWeave({ uri: A, state: 'weaving', message: '' });
+    model.onWeave({ uri: A, state: 'failed', message: 'cannot reach http://127.0.0.1:9' });
+    assert.equal(model.view().background, 'warning');
+    model.settingsChanged();
+    const view = model.view();
+    assert.equal(view.background, undefined);
+    assert.doesNotMatch(view.tooltip, /failed/);
+    assert.equal(view.text, '$(check) LLooM: before');
+  });
+
   it('a cancelled weave keeps the last speed line', () => {
     const model = running();
     model.onWeave({ uri: A, state: 'done', message: 'first' });

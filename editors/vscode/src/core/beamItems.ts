@@ -45,8 +45,25 @@ export function jointText(joint: number): string {
 
 export interface BeamItem {
   label: string;
+  description?: string;
   detail: string;
   beam: WeaveBeam;
+}
+
+/** How much of a beam's beginning the detail line quotes when the label starts elsewhere. */
+const BEGINNING = 80;
+
+/**
+ * The beam from its beginning, when the row's label does not show that beginning (the
+ * server's label starts where the beams differ: "…twelve steps"): a writer reads a beam
+ * from its start, so the detail line quotes it.  Undefined when the label already does.
+ */
+export function beamBeginning(beam: WeaveBeam, max = BEGINNING): string | undefined {
+  const whole = visible(beam.insertText).trim();
+  const label = beamText(beam).trim();
+  if (whole === '' || whole.startsWith(label) || label.startsWith(whole)) return undefined;
+  const chars = [...whole];
+  return chars.length > max ? `${chars.slice(0, max - 1).join('')}…` : whole;
 }
 
 /**
@@ -67,10 +84,13 @@ export function toBeamItems(beams: readonly WeaveBeam[], width = 10): BeamItem[]
   return beams.map((beam) => {
     const fraction = best > 0 ? beam.score / best : 0;
     const text = beamText(beam);
+    const beginning = beamBeginning(beam);
+    const description = beam.description ? { description: escapeIcons(visible(beam.description)) } : {};
     return {
       label: `${bar(fraction, width)} ${beam.score.toFixed(2)}  ${escapeIcons(text)}`,
+      ...description,
       detail: escapeIcons(
-        [jointText(beam.joint), ...beam.tokens.map(tokenCell)].join('  ·  '),
+        [jointText(beam.joint), ...(beginning ? [`“${beginning}”`] : []), ...beam.tokens.map(tokenCell)].join('  ·  '),
       ),
       beam,
     };

@@ -30,6 +30,11 @@ export interface WeaveBeam {
    * weave ("…twelve steps to the top."), made by the server.  Absent from older servers.
    */
   label?: string;
+  /**
+   * More about the beam, from the server, shown beside the label (its beginning, when the
+   * label starts where beams differ).  Absent from older servers.
+   */
+  description?: string;
   /** The rank value LLooM sorts by (sum of token probabilities by default). */
   score: number;
   /** Product of the token probabilities. */
@@ -103,10 +108,13 @@ function toBeam(raw: unknown, index: number): WeaveBeam {
     throw new ProtocolError(`lloom.weave: beam ${index} has no text`);
   }
   const label = typeof raw.label === 'string' && raw.label !== '' ? { label: raw.label } : {};
+  const description =
+    typeof raw.description === 'string' && raw.description !== '' ? { description: raw.description } : {};
   return {
     text: raw.text,
     insertText: str(raw.insertText, raw.text),
     ...label,
+    ...description,
     score: num(raw.score),
     joint: num(raw.joint),
     meanLogprob: num(raw.meanLogprob, Number.NEGATIVE_INFINITY),

@@ -137,7 +137,8 @@ export function nodeViews(root: TreeNode, after = ''): Record<string, NodeView> 
 
 /** Extension → webview. */
 export type ToWebview =
-  | { type: 'tree'; dot: string; nodes: Record<string, NodeView>; caption: string }
+  /** `focus`: the node the view scrolls to when the tree is wider than the view (the likeliest beam's end). */
+  | { type: 'tree'; dot: string; nodes: Record<string, NodeView>; caption: string; focus?: string }
   | { type: 'busy'; message: string }
   | { type: 'notice'; message: string };
 
