@@ -41,7 +41,9 @@ async def weave_command(
 ) -> int:
     backend = create_backend(settings.backend)
     try:
-        weave = Weave(backend, story, settings.weave, concurrency=settings.backend.concurrency)
+        weave = Weave(
+            backend, story, settings.weave, concurrency=settings.backend.concurrency, fold=True
+        )
         result = await weave.run()
     except BackendError as exc:
         return _fail(f"{exc}{_hint(exc, settings)}")
@@ -178,7 +180,11 @@ async def demo_command(story: str | None, settings: Settings, rounds: int, model
         try:
             for round_no in range(1, rounds + 1):
                 weave = Weave(
-                    backend, story, settings.weave, concurrency=settings.backend.concurrency
+                    backend,
+                    story,
+                    settings.weave,
+                    concurrency=settings.backend.concurrency,
+                    fold=True,
                 )
                 result = await weave.run()
                 print(f"\n── round {round_no} ──")

@@ -33,8 +33,8 @@ def format_beam(index: int, beam: Beam, best: float, rank: str) -> str:
         fraction = value / best if best > 0 else 0.0
     marks = "".join(
         (
-            "  [repeats the story]" if beam.repeats_story else "",
-            "  [cut]" if beam.finish == "cut" else "",
+            f"  (also: {', '.join(beam.variants)})" if beam.variants else "",
+            f"  [{beam.note}]" if beam.note else "",
         )
     )
     return (

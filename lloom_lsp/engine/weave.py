@@ -437,7 +437,8 @@ async def weave(
     concurrency: int = 4,
     limiter: asyncio.Semaphore | None = None,
     on_beam: Callable[[Beam], None] | None = None,
+    fold: bool = False,
 ) -> WeaveResult:
     """Weave ``story`` once; see :class:`Weave`."""
-    weave_ = Weave(source, story, settings, concurrency=concurrency, limiter=limiter)
+    weave_ = Weave(source, story, settings, concurrency=concurrency, limiter=limiter, fold=fold)
     return await weave_.run(on_beam)

@@ -180,20 +180,40 @@ def _code(text: str) -> str:
     return f"`{visible(text).replace('`', _GRAVE).replace('|', '¦') or '∅'}`"
 
 
+def token_details(beam: Beam) -> str:
+    """The beam's tokens with their probabilities, each token quoted so that it reads as
+    itself: ``“2” 56% · “0” 71%``; a line break shows as ⏎, a tab as ⇥, never as an
+    escape."""
+    return " · ".join(f"“{visible(t.text)}” {_percent(t.prob)}" for t in beam.tokens)
+
+
+def _percent(prob: float) -> str:
+    p = min(1.0, max(0.0, prob)) * 100
+    if p >= 99.5:
+        return "100%"
+    return f"{p:.0f}%" if p >= 10 else f"{p:.1f}%" if p >= 1 else f"{p:.2f}%"
+
+
 def _documentation(beam: Beam, best: float) -> types.MarkupContent:
-    rows = "\n".join(f"| {_code(t.text)} | {t.prob:.3f} | `{bar(t.prob)}` |" for t in beam.tokens)
+    rows = "\n".join(f"- {_code(t.text)} {_percent(t.prob)} `{bar(t.prob)}`" for t in beam.tokens)
     fraction = beam.score / best if best > 0 else 0.0
+    why = f" · *{beam.note}*" if beam.note else ""
+    also = f"\n\nalso: {', '.join(beam.variants)}" if beam.variants else ""
     value = (
         f"`{bar(fraction)}` score **{beam.score:.3f}** · joint p = {beam.joint:.2e} · "
-        f"mean log p = {beam.mean_logprob:.2f}\n\n"
-        f"```text\n{beam.insert_text}\n```\n\n"
-        f"| token | p | |\n|---|---:|---|\n{rows}\n"
+        f"mean log p = {beam.mean_logprob:.2f}{why}\n\n"
+        f"```text\n{beam.insert_text}\n```{also}\n\n"
+        f"tokens:\n\n{rows}\n"
     )
     return types.MarkupContent(kind=types.MarkupKind.Markdown, value=value)
 
 
 def beam_detail(beam: Beam) -> str:
-    return f"score {beam.score:.3f} · p={beam.joint:.2e}"
+    """The score, and why the beam sits below beams scored higher (its note)."""
+    detail = f"score {beam.score:.3f} · p={beam.joint:.2e}"
+    if beam.variants:
+        detail += f" · also {', '.join(beam.variants)}"
+    return f"{detail} · {beam.note}" if beam.note else detail
 
 
 def to_lsp_completion_items(
@@ -258,9 +278,10 @@ def to_lsp_code_actions(
             )
         else:
             workspace_edit = types.WorkspaceEdit(changes={doc.uri: [edit]})
+        note = f", {beam.note}" if beam.note else ""
         actions.append(
             types.CodeAction(
-                title=f"Continue: {label} (p={beam.joint:.2g})",
+                title=f"Continue: {label} (p={beam.joint:.2g}{note})",
                 kind=CODE_ACTION_KIND,
                 edit=workspace_edit,
                 is_preferred=rank == 0,
@@ -269,20 +290,29 @@ def to_lsp_code_actions(
     return actions
 
 
-def to_lsp_token_hover(span: TokenSpan) -> types.Hover:
-    """A woven token: its probability, and what the model offered at its position."""
-    rows = "\n".join(
-        f"| {_code('⏎ end' if alt.is_end else alt.text)}{' ◀' if alt.chosen else ''} "
-        f"| {alt.prob:.3f} | `{bar(alt.prob)}` |"
-        for alt in span.alternatives
-    )
-    value = f"woven token {_code(span.text)} · p = **{span.prob:.3f}** `{bar(span.prob)}`\n"
-    if rows:
-        value += f"\n| alternatives | p | |\n|---|---:|---|\n{rows}\n"
-    return types.Hover(
-        contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=value),
-        range=span.range,
-    )
+def to_lsp_token_hover(span: TokenSpan, *, markdown: bool = True) -> types.Hover:
+    """A woven token: its probability, and what the model offered at its position, as a
+    list (a Markdown table shows raw in clients such as Neovim 0.11); plain text where the
+    client's hover takes no Markdown."""
+    if markdown:
+        head = f"woven token {_code(span.text)} · p = **{span.prob:.3f}** `{bar(span.prob)}`"
+        items = [
+            f"- {_code('⏎ end' if alt.is_end else alt.text)}{' ◀' if alt.chosen else ''} "
+            f"{alt.prob:.3f} `{bar(alt.prob)}`"
+            for alt in span.alternatives
+        ]
+    else:
+        head = f"woven token “{visible(span.text)}” · p = {span.prob:.3f} {bar(span.prob)}"
+        items = [
+            f"  “{'⏎ end' if alt.is_end else visible(alt.text)}”{' ◀' if alt.chosen else ''} "
+            f"{alt.prob:.3f} {bar(alt.prob)}"
+            for alt in span.alternatives
+        ]
+    value = head + "\n"
+    if items:
+        value += "\nalternatives:\n\n" + "\n".join(items) + "\n"
+    kind = types.MarkupKind.Markdown if markdown else types.MarkupKind.PlainText
+    return types.Hover(contents=types.MarkupContent(kind=kind, value=value), range=span.range)
 
 
 BRANCH_ACTION_KIND = types.CodeActionKind.RefactorRewrite
@@ -335,6 +365,7 @@ def _workspace_edit(
 def to_lsp_weave_result(result: WeaveResult) -> dict[str, Any]:
     """``lloom.weave``'s answer: the result as JSON, each beam with its ``label``."""
     data = result.to_dict()
-    for beam, label in zip(data["beams"], _labels_of(result)):
+    for beam, label, source in zip(data["beams"], _labels_of(result), result.beams):
         beam["label"] = label
+        beam["tokenDetails"] = token_details(source)
     return data

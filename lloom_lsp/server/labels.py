@@ -1,13 +1,16 @@
 """Short, one-line labels that tell the beams of one weave apart.
 
 Beams of a weave often share a long start ("She had to climb the hundred and twelve
-st…"), and a list of items that all begin alike hides where they differ.  Each beam's
-label therefore starts a few words before the point where it parts from the beam most
-like it, and the shared start before that is shown as "…":
+st…"), and a list of items that all begin alike hides where they differ; a list of their
+ends alone hides how each begins.  Each beam's label therefore shows its first few words,
+then " … " for the shared middle, then a few words before the point where it parts from
+the beam most like it, and what follows:
 
-    She had to climb the hundred and twelve steps to the top.   ->  …twelve steps to the top.
-    She had to climb the hundred and twelve stairs, counting.   ->  …twelve stairs, counting.
-    A door opened.                                              ->  A door opened.
+    She had to climb the hundred and twelve steps to the top.
+        ->  She had to … twelve steps to the top.
+    She had to climb the hundred and twelve stairs, counting.
+        ->  She had to … twelve stairs, counting.
+    A door opened.  ->  A door opened.
 
 The rule, for each beam's text ``t`` (after :func:`one_line`):
 
@@ -18,7 +21,9 @@ The rule, for each beam's text ``t`` (after :func:`one_line`):
    characters, at most :data:`CONTEXT_WORDS` words (and :data:`MAX_CONTEXT` characters
    in all, so one very long word cannot hide the divergence).
 3. Elide what comes before the context only when that is more than :data:`ELIDE_AFTER`
-   characters: a short shared start is cheaper to read than an ellipsis.
+   characters: a short shared start is cheaper to read than an ellipsis.  The elided part
+   starts after the beam's head (its first :data:`HEAD_WORDS` words, at most
+   :data:`HEAD_CHARS` characters), which the label shows before the " … ".
 4. Show at most :data:`MAX_LABEL` characters from there, cut at the end of a word where
    one is near, with "…" after.  The divergence always stays inside the label: the
    context is shorter than the label.
@@ -49,6 +54,9 @@ from collections.abc import Sequence
 from itertools import pairwise
 
 __all__ = [
+    "ELIDED",
+    "HEAD_CHARS",
+    "HEAD_WORDS",
     "CONTEXT_CHARS",
     "CONTEXT_WORDS",
     "ELIDE_AFTER",
@@ -60,6 +68,12 @@ __all__ = [
 ]
 
 ELLIPSIS = "…"
+#: What stands for the elided middle, between the head and the rest.
+ELIDED = f" {ELLIPSIS} "
+#: The head: a label's first words, shown however much is elided after them ...
+HEAD_WORDS = 3
+#: ... at most this many characters of them.
+HEAD_CHARS = 20
 #: A shared start at most this long (after the context is kept) is shown, not elided.
 ELIDE_AFTER = 16
 #: Context before the divergence: whole words until it is at least this long ...
@@ -183,8 +197,7 @@ def _window(s: str, shared: int) -> tuple[int, int]:
             start = shared - MAX_CONTEXT
         while _attached(s, start):
             start -= 1
-        if start <= ELIDE_AFTER:
-            start = 0
+        start = _elided_from(s, start)
     end = len(s)
     if end - start > MAX_LABEL:
         end = start + MAX_LABEL
@@ -206,7 +219,30 @@ def _widen(s: str, window: tuple[int, int]) -> tuple[int, int]:
     start = _previous_word(s, start)
     while _attached(s, start):
         start -= 1
-    return (0 if start <= ELIDE_AFTER else start), end
+    return _elided_from(s, start), end
+
+
+def _head(s: str) -> int:
+    """Where the head of ``s`` ends: after its first words, within :data:`HEAD_CHARS`."""
+    end = 0
+    for _ in range(HEAD_WORDS):
+        i = end
+        while i < len(s) and _is_space(s[i]):
+            i += 1
+        while i < len(s) and not _is_space(s[i]):
+            i += 1
+        if i > HEAD_CHARS and end:
+            break
+        end = i
+    end = min(end, HEAD_CHARS)
+    while _attached(s, end):
+        end -= 1
+    return end
+
+
+def _elided_from(s: str, start: int) -> int:
+    """``start``, or 0 when what it would elide after the head is too short to hide."""
+    return 0 if start - _head(s) <= ELIDE_AFTER else start
 
 
 def _render(s: str, window: tuple[int, int]) -> str:
@@ -215,7 +251,8 @@ def _render(s: str, window: tuple[int, int]) -> str:
     if not text:
         return EMPTY
     if start > 0:
-        text = ELLIPSIS + text.lstrip()
+        head = s[: _head(s)].rstrip()
+        text = (head + ELIDED if head else ELLIPSIS) + text.lstrip()
     if end < len(s):
         text = text.rstrip() + ELLIPSIS
     return text

@@ -62,7 +62,8 @@ def speed_line(result: WeaveResult) -> str:
     if stats.reused_tokens:
         saved = stats.saved_requests
         line += (
-            f"; {stats.reused_tokens} tokens reused from the last weave, "
+            f"; {stats.reused_tokens} token{'' if stats.reused_tokens == 1 else 's'} reused "
+            "from the last weave, "
             f"{saved} request{'' if saved == 1 else 's'} saved"
         )
     return line
@@ -115,6 +116,8 @@ class WeaveService:
         self._evaluating: set[asyncio.Task[int]] = set()  # warm-ups past their debounce
         self._prefetches: dict[asyncio.Task[WeaveResult | None], str] = {}  # task: uri
         self._error_shown: str | None = None
+        #: Documents whose last ``lloom/status`` was a failure: a settings change clears it.
+        self._failed: set[str] = set()
         #: The story at each spot, sized to the backend (one owner: :mod:`.story`).
         self.windows = StoryWindows(lambda settings: self.backend(settings)[0])
 
@@ -150,6 +153,9 @@ class WeaveService:
         results would be stale); backends other than the one these settings use are
         closed.  A change elsewhere (``inline.debounceMs``, say) leaves a managed
         llama-server running, an ``auto`` backend detected, and the cache warm."""
+        for uri in sorted(self._failed):
+            # the failure may be fixed (a wrong URL, a missing model): no longer news
+            self._status(uri, "done", "settings changed")
         current = hash((settings.backend, settings.weave))
         for running in list(self._running.values()):
             if running.key[2] != current and not running.task.done():
@@ -309,6 +315,7 @@ class WeaveService:
                 concurrency=settings.backend.concurrency,
                 limiter=limiter,
                 root=root,
+                fold=True,
             )
 
         weave = weave_of(story, root)
@@ -316,14 +323,19 @@ class WeaveService:
         found = 0
         progress = Progress(self.server, progress_token, "Weaving", enabled=show_progress)
 
+        wanted = settings.weave.max_suggestions
+
         def on_beam(beam: Beam) -> None:
             nonlocal found
             found += 1
             elapsed = max(time.perf_counter() - started, 1e-9)
             progress.report(f"{found} beams, {weave.stats.decoded_tokens / elapsed:.1f} tok/s")
+            self._status(uri, "weaving", f"{min(found, wanted)} of {wanted} beams")
 
         uri = running.key[0]
-        self._status(uri, "weaving")
+        self._status(uri, "weaving")  # a weave starts; a message after it is an update
+        if limiter.locked():  # every permit of the backend taken: it waits for the others
+            self._status(uri, "weaving", "waiting for a busy server")
         try:
             async with progress:
                 try:
@@ -377,8 +389,14 @@ class WeaveService:
 
     def _status(self, uri: str, state: str, message: str = "") -> None:
         """``lloom/status``: every weave's start and end, whichever request asked for it,
-        for the editors' status lines (state, and the speed line or the error)."""
+        for the editors' status lines (state, and the speed line or the error); while it
+        weaves, ``weaving`` again with what it is doing ("waiting for a busy server",
+        "3 of 25 beams")."""
         try:
+            if state == "failed":
+                self._failed.add(uri)
+            else:
+                self._failed.discard(uri)
             self.server.protocol.notify(
                 STATUS_NOTIFICATION, {"uri": uri, "state": state, "message": message}
             )

@@ -33,7 +33,7 @@ async def test_automatic_never_weaves_and_invoked_does(client: LanguageClient) -
     assert invoked and len(invoked) > 1
     for action in invoked:
         assert isinstance(action, types.CodeAction)
-        assert re.fullmatch(r"Continue: .+ \(p=[0-9.e+-]+\)", action.title)
+        assert re.fullmatch(r"Continue: .+ \(p=[0-9.e+-]+(, [a-z -]+)?\)", action.title)
         assert action.kind == types.CodeActionKind.QuickFix
         assert action.edit is not None and action.edit.document_changes
         change = action.edit.document_changes[0]
@@ -53,3 +53,27 @@ async def test_other_kinds_requested_get_nothing(client: LanguageClient) -> None
     request = params(types.CodeActionTriggerKind.Invoked)
     request.context.only = [types.CodeActionKind.SourceOrganizeImports]
     assert list(await client.text_document_code_action_async(request) or []) == []
+
+
+async def test_a_cursor_inside_a_word_continues_after_the_word(client: LanguageClient) -> None:
+    open_doc(client, TEXT, version=3)
+    inside = types.Position(0, TEXT.index("door") + 2)  # "do|or"
+    answer = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=URI),
+            range=types.Range(inside, inside),
+            context=types.CodeActionContext(
+                diagnostics=[], trigger_kind=types.CodeActionTriggerKind.Invoked
+            ),
+        )
+    )
+    actions = [a for a in answer or [] if isinstance(a, types.CodeAction)]
+    assert actions
+    after_door = types.Position(0, TEXT.index("door") + len("door"))
+    for action in actions:
+        assert action.edit is not None
+        changes = action.edit.document_changes or []
+        edits = [e for change in changes for e in change.edits] or [
+            e for edits in (action.edit.changes or {}).values() for e in edits
+        ]
+        assert [e.range for e in edits] == [types.Range(after_door, after_door)], action.title

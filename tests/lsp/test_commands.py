@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 from typing import Any
 
 import pytest
@@ -28,7 +30,12 @@ async def test_weave_returns_beams_and_tree(client: LanguageClient) -> None:
     assert result["version"] == 3
     beams = result["beams"]
     assert len(beams) > 3
-    assert [b["score"] for b in beams] == sorted((b["score"] for b in beams), reverse=True)
+    # by score within each tier, and a beam below one scored higher says why
+    notes = ["", "stops mid-phrase", "repeats the story", "cut short"]
+    assert [notes.index(b["note"]) for b in beams] == sorted(notes.index(b["note"]) for b in beams)
+    for above, below in itertools.pairwise(beams):
+        assert below["score"] <= above["score"] or below["note"] != above["note"]
+    assert all(isinstance(b["variants"], list) and b["tokenDetails"] for b in beams)
     tree = result["tree"]
     assert tree["prompt"] == TEXT
 
@@ -117,11 +124,21 @@ def _statuses(client: LanguageClient) -> list[dict[str, Any]]:
     return seen
 
 
+def _updates(statuses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The statuses that tell how a running weave gets on: ``weaving`` with a message."""
+    return [s for s in statuses if s["state"] == "weaving" and s["message"]]
+
+
+def _starts_and_ends(statuses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    updates = _updates(statuses)
+    return [s for s in statuses if not any(s is u for u in updates)]
+
+
 async def _settled(statuses: list[dict[str, Any]], count: int) -> None:
     import asyncio
 
     for _ in range(200):
-        if len(statuses) >= count:
+        if len(_starts_and_ends(statuses)) >= count:
             return
         await asyncio.sleep(0.01)
 
@@ -135,13 +152,19 @@ async def test_weave_again_fresh_weaves_anew_and_the_status_says_so(
     pos = {"line": 0, "character": len(TEXT)}
     first = await command(client, "lloom.weave", URI, pos)
     await _settled(statuses, 2)
-    assert [s["state"] for s in statuses] == ["weaving", "done"]
+    assert [s["state"] for s in _starts_and_ends(statuses)] == ["weaving", "done"]
     assert statuses[-1] == {"uri": URI, "state": "done", "message": first["speedLine"]}
+    # while it wove, how far it got: "N of M beams", counting up
+    counts = [int(s["message"].split(" of ")[0]) for s in _updates(statuses)]
+    assert counts and counts == sorted(counts)
+    assert all(re.fullmatch(r"\d+ of \d+ beams", s["message"]) for s in _updates(statuses))
+    seen = len(statuses)
     cached = await command(client, "lloom.weave", URI, pos)
-    assert cached["beams"] == first["beams"] and len(statuses) == 2  # no weave
+    assert cached["beams"] == first["beams"] and len(statuses) == seen  # no weave
     again = await command(client, "lloom.weave", URI, pos, {"fresh": True})
     await _settled(statuses, 4)
-    assert [s["state"] for s in statuses] == ["weaving", "done", "weaving", "done"]
+    starts_and_ends = [s["state"] for s in _starts_and_ends(statuses)]
+    assert starts_and_ends == ["weaving", "done", "weaving", "done"]
     assert [b["insertText"] for b in again["beams"]] == [b["insertText"] for b in first["beams"]]
 
 
@@ -189,7 +212,7 @@ async def test_every_weave_reports_its_status_whoever_asked(client: LanguageClie
     )
     assert result is not None and result.items
     await _settled(statuses, 2)
-    assert [s["state"] for s in statuses] == ["weaving", "done"]
+    assert [s["state"] for s in _starts_and_ends(statuses)] == ["weaving", "done"]
     assert statuses[-1]["message"].startswith(f"{len(result.items)} suggestions in ")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from conftest import EXACT_WEAVE, URI, end_of, open_doc
 from lsprotocol import types
 from pytest_lsp import LanguageClient
@@ -9,6 +11,7 @@ from pytest_lsp import LanguageClient
 from lloom_lsp.backends import LlamaCppBackend
 from lloom_lsp.config import WeaveSettings
 from lloom_lsp.engine import weave
+from lloom_lsp.server.convert import beam_detail
 from lloom_lsp.server.labels import beam_labels
 
 
@@ -27,7 +30,8 @@ async def test_every_beam_is_an_item_in_rank_order(
 
     backend = LlamaCppBackend(llama_server_url)
     try:
-        expected = await weave(backend, text, WeaveSettings(**EXACT_WEAVE))
+        # folded, as the server weaves
+        expected = await weave(backend, text, WeaveSettings(**EXACT_WEAVE), fold=True)
     finally:
         await backend.aclose()
     assert len(expected.beams) > 3
@@ -40,10 +44,18 @@ async def test_every_beam_is_an_item_in_rank_order(
         assert not item.text_edit.new_text.startswith(" ")  # the held space is not doubled
         assert item.label == label
         assert item.filter_text == item.text_edit.new_text
-        assert item.detail == f"score {beam.score:.3f} · p={beam.joint:.2e}"
+        assert item.detail == beam_detail(beam)
+        assert item.detail.startswith(f"score {beam.score:.3f} · p={beam.joint:.2e}")
+        assert item.detail.endswith(beam.note)  # why it sits below a beam scored higher
         assert isinstance(item.documentation, types.MarkupContent)
-        assert "| token | p |" in item.documentation.value
-        assert item.documentation.value.count("\n| `") == len(beam.tokens)
+        assert "tokens:\n\n- `" in item.documentation.value
+        assert "|---" not in item.documentation.value  # no table: Neovim shows it raw
+        assert item.documentation.value.count("\n- `") == len(beam.tokens)
+    # in rank order: within a tier by score, and each tier below says why
+    tiers = [beam.tier for beam in expected.beams]
+    assert tiers == sorted(tiers)
+    for above, below in itertools.pairwise(expected.beams):
+        assert below.score <= above.score or (below.tier > above.tier and below.note)
 
 
 async def test_items_cover_the_word_before_the_cursor(client: LanguageClient) -> None:

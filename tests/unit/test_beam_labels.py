@@ -10,6 +10,7 @@ import pytest
 from lloom_lsp.server.labels import (
     ELIDE_AFTER,
     ELLIPSIS,
+    HEAD_CHARS,
     MAX_LABEL,
     beam_labels,
     one_line,
@@ -46,8 +47,8 @@ def assert_distinct(texts: list[str], labels: list[str]) -> None:
 
 def test_a_long_shared_start_is_elided_down_to_a_word_of_context() -> None:
     assert beam_labels([STEPS, STAIRS]) == [
-        "…twelve steps to the top.",
-        "…twelve stairs, counting.",
+        "She had to … twelve steps to the top.",
+        "She had to … twelve stairs, counting.",
     ]
 
 
@@ -67,14 +68,14 @@ def test_a_short_shared_start_is_shown_not_elided() -> None:
 def test_a_real_weave_gets_short_distinct_labels() -> None:
     labels = beam_labels(WEAVE)
     assert labels == [
-        "…to the old man said",
-        "…to the cat was a",
-        "…up the old man said",
-        "…up the cat was a",
-        "…walked to",
-        "…walked up",
-        "…little boy was a",
-        "…was a time,",
+        "the cat was … to the old man said",
+        "the cat was … to the cat was a",
+        "the cat was … up the old man said",
+        "the cat was … up the cat was a",
+        "the cat was … walked to",
+        "the cat was … walked up",
+        "the cat was … little boy was a",
+        "the cat was a little boy was a time,",
         "the cat was a time,",
         "the old man said,",
     ]
@@ -86,10 +87,10 @@ def test_beams_that_differ_only_in_punctuation_differ_in_their_labels() -> None:
     texts = [start + ".", start + ",", start + "!", start]
     labels = beam_labels(texts)
     assert labels == [
-        "…long grey afternoon.",
-        "…long grey afternoon,",
-        "…long grey afternoon!",
-        "…long grey afternoon",
+        "and so she … long grey afternoon.",
+        "and so she … long grey afternoon,",
+        "and so she … long grey afternoon!",
+        "and so she … long grey afternoon",
     ]
 
 
@@ -102,19 +103,24 @@ def test_a_clash_between_labels_is_resolved_with_more_context() -> None:
         "there was a little boy was a little boy was a time",
     ]
     assert beam_labels(texts) == [
-        "…cat was a little",
-        "…cat was a time",
-        "…boy was a little",
-        "…boy was a time",
+        "there was a … cat was a little",
+        "there was a … cat was a time",
+        "there was a … boy was a little",
+        "there was a … boy was a time",
     ]
 
 
 def test_a_clash_that_context_cannot_resolve_falls_back_to_the_whole_text() -> None:
-    # One long word follows two different starts: the end of it reads the same in all.
+    # One long word follows two different starts: the end of it reads the same in all, and
+    # the heads tell the starts apart.
     word = "x" * 80
     texts = ["a " + word + "1", "a " + word + "2", "b " + word + "1", "b " + word + "2"]
-    assert beam_labels(texts) == texts
-    assert beam_labels(texts[:2]) == [ELLIPSIS + "x" * 24 + "1", ELLIPSIS + "x" * 24 + "2"]
+    assert beam_labels(texts) == [f"{t[0]} {ELLIPSIS} {'x' * 24}{t[-1]}" for t in texts]
+    assert beam_labels(texts[:2]) == [f"a {ELLIPSIS} {'x' * 24}1", f"a {ELLIPSIS} {'x' * 24}2"]
+    # Same head, same end: only the whole text tells them apart.
+    texts = ["a b c " + word + " q 1", "a b c " + word + " r 1"]
+    labels = beam_labels(texts)
+    assert labels[0] != labels[1] and all(len(label) < 100 for label in labels)
 
 
 def test_multi_line_beams_stay_on_one_line_and_differences_after_a_newline_show() -> None:
@@ -127,8 +133,9 @@ def test_multi_line_beams_stay_on_one_line_and_differences_after_a_newline_show(
     labels = beam_labels(texts)
     for label in labels:
         assert label.splitlines() == [label]
-    assert labels[0] == "…stopped by the time they reached the gate."
-    assert labels[1] == "…stopped by noon."
+    # the head and the divergence fit in the label: nothing is elided
+    assert labels[0] == "⏎Chapter Two⏎The rain had stopped by the time they reached…"
+    assert labels[1] == "⏎Chapter Two⏎The rain had stopped by noon."
     assert labels[2] == "⏎Chapter Two⏎It rained."
     assert labels[3] == "then⇥she left.⏎Or not."
     assert one_line("\r\nx\r") == "⏎x⏎"
@@ -140,10 +147,10 @@ def test_very_long_beams_are_bounded_and_keep_the_divergence() -> None:
     b = shared + "and the water ran out long before the mountains came into sight, " * 3
     labels = beam_labels([a, b])
     assert labels == [
-        "…nights, until at last the towers of the city rose out of the…",
-        "…nights, and the water ran out long before the mountains came…",
+        "The caravan wound … nights, until at last the towers of the city rose out of the…",
+        "The caravan wound … nights, and the water ran out long before the mountains came…",
     ]
-    assert all(text_length(label) <= MAX_LABEL for label in labels)
+    assert all(text_length(label) <= HEAD_CHARS + MAX_LABEL + 3 for label in labels)
     (plain,) = beam_labels(["word " * 40])
     assert plain.endswith(ELLIPSIS) and text_length(plain) <= MAX_LABEL
     assert plain.startswith("word word")
@@ -161,12 +168,17 @@ def test_utf8_text_is_cut_between_characters_never_inside_one() -> None:
     start = "Die Straße führte über die Brücke, vorbei an der alten Mühle, "
     texts = [start + "wo Zoë wartete. 🌧️", start + "wo niemand war. 👩‍👧"]
     labels = beam_labels(texts)
-    assert labels == ["…Mühle, wo Zoë wartete. 🌧️", "…Mühle, wo niemand war. 👩‍👧"]
+    assert labels == [
+        "Die Straße führte … Mühle, wo Zoë wartete. 🌧️",
+        "Die Straße führte … Mühle, wo niemand war. 👩‍👧",
+    ]
     # Decomposed "é" (e + U+0301): a cut that would leave the accent without its e, or
     # the e without its accent, moves before the e.
     accented = "e\u0301" * 40
     for label in beam_labels([accented + "eX", accented + "eY"]):
-        assert label.startswith(ELLIPSIS + "e\u0301"), ascii(label)
+        head, rest = label.split(f" {ELLIPSIS} ")
+        assert head.startswith("e\u0301") and head.endswith("\u0301"), ascii(label)
+        assert rest.startswith("e\u0301"), ascii(label)
     (label,) = beam_labels(["a" + "e\u0301" * 50])
     assert label.endswith("e\u0301" + ELLIPSIS), ascii(label)
     # Nor is an emoji cut from the one a zero-width joiner ties it to.

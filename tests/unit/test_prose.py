@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from lsprotocol import types
 
 from lloom_lsp.engine.beam import (
     NOTE_CUT,
@@ -16,7 +17,9 @@ from lloom_lsp.engine.beam import (
     rank_beams,
 )
 from lloom_lsp.engine.prose import ends_naturally, near_duplicate_word
-from lloom_lsp.server.convert import beam_detail, token_details
+from lloom_lsp.server.convert import beam_detail, to_lsp_token_hover, token_details
+from lloom_lsp.server.spans import TokenSpan
+from lloom_lsp.server.woven import Alternative
 
 
 def beam(text: str, score: float, finish: str = "depth", **kw: object) -> Beam:
@@ -126,3 +129,25 @@ def test_token_details_read_as_the_tokens_not_as_escapes() -> None:
         finish="depth",
     )
     assert token_details(digits) == '“2” 56% · “0” 71% · “⏎⏎"” 93%'
+
+
+def test_hover_lists_the_alternatives_and_is_plain_text_where_asked() -> None:
+    span = TokenSpan(
+        (0, 3),
+        (0, 6),
+        " wet",
+        0.5,
+        (
+            Alternative(" wet", 0.5, chosen=True),
+            Alternative(" cold", 0.3),
+            Alternative("", 0.1, True),
+        ),
+    )
+    markdown = to_lsp_token_hover(span).contents
+    assert isinstance(markdown, types.MarkupContent) and markdown.kind == "markdown"
+    assert "|" not in markdown.value  # no table: Neovim 0.11 shows it raw
+    assert "- ` cold` 0.300" in markdown.value and "◀" in markdown.value
+    plain = to_lsp_token_hover(span, markdown=False).contents
+    assert isinstance(plain, types.MarkupContent) and plain.kind == "plaintext"
+    assert "`" not in plain.value and "**" not in plain.value
+    assert "“ cold” 0.300" in plain.value and "“⏎ end” 0.100" in plain.value

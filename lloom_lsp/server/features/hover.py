@@ -1,5 +1,6 @@
 """textDocument/hover over woven text: the token's probability and the alternatives the
-model offered at its position (:mod:`..spans`).  Anywhere else, nothing."""
+model offered at its position (:mod:`..spans`).  Anywhere else, nothing.  Markdown where
+the client's hover ``contentFormat`` offers it (or says nothing), plain text otherwise."""
 
 from __future__ import annotations
 
@@ -14,4 +15,12 @@ def register(server: LloomServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     def hover(ls: LloomServer, params: types.HoverParams) -> types.Hover | None:
         span = woven_spans(ls).at(params.text_document.uri, params.position)
-        return to_lsp_token_hover(span) if span is not None else None
+        if span is None:
+            return None
+        return to_lsp_token_hover(span, markdown=_takes_markdown(ls))
+
+
+def _takes_markdown(ls: LloomServer) -> bool:
+    document = ls.client_capabilities.text_document
+    formats = document.hover.content_format if document and document.hover else None
+    return not formats or types.MarkupKind.Markdown in formats
