@@ -187,3 +187,33 @@ wait(10000, function() return automatic() == false end, 'the server to read auto
     infos = [n["message"] for n in result["notifications"] if n["level"] == "INFO"]
     assert "LLooM: automatic suggestions on" in infos
     assert "LLooM: automatic suggestions off" in infos
+
+
+def test_a_settings_change_clears_a_failure_from_the_statusline(
+    tmp_path: Path, story: Path, llama_server_url: str
+) -> None:
+    body = """
+require('lloom').setup({
+  cmd = P.cmd,
+  settings = { lloom = { backend = { url = 'http://127.0.0.1:9', timeoutSeconds = 2 } } },
+})
+open_story()
+vim.cmd('LLooMAccept')
+wait(30000, function() return require('lloom').state().state == 'failed' end, 'the failure')
+R.failed = require('lloom').status()
+require('lloom').update_settings({ lloom = { backend = { url = P.url } } })
+R.fixed = require('lloom').status()
+R.fixed_state = require('lloom').state().state
+local done
+require('lloom').weave_result(function(err, result) done = { err = err, result = result } end)
+wait(30000, function() return done ~= nil end, 'a weave with the settings fixed')
+R.beams = #(done.result.beams or {})
+wait(30000, function() return require('lloom').state().state == 'done' end, 'the done status')
+R.after = require('lloom').status()
+"""
+    result = run_nvim(tmp_path, body, story=str(story), url=llama_server_url)
+
+    assert result["failed"].startswith("LLooM: failed"), result["failed"]
+    # At once, before any weave: the failure told of the settings just replaced.
+    assert "failed" not in result["fixed"] and result["fixed_state"] != "failed", result["fixed"]
+    assert result["beams"] > 0 and "failed" not in result["after"]

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_neovim import SETUP, STORY, expected_beams, run_nvim
+from test_neovim import SETUP, STORY, expected_beams, run_nvim, transitions
 
 from lloom_lsp.server.labels import beam_labels
 
@@ -107,8 +107,15 @@ R.idle = require('lloom').status()
 local seen = {}
 vim.api.nvim_create_autocmd('User', {
   pattern = 'LLooMStatus',
-  callback = function() table.insert(seen, require('lloom').state().state) end,
+  callback = function()
+    local state = require('lloom').state()
+    table.insert(seen, state.state)
+    if state.state == 'weaving' then
+      table.insert(R.weaving, { message = state.message, shown = require('lloom').status() })
+    end
+  end,
 })
+R.weaving = {}
 local done
 require('lloom').weave_result(function(err, result) done = result end)
 wait(30000, function() return done ~= nil and seen[#seen] == 'done' end, 'the weave to end')
@@ -122,7 +129,11 @@ R.speed = done.speedLine
 
     assert result["no_client"] == ""
     assert result["idle"] == "LLooM"
-    assert result["seen"] == ["weaving", "done"]
+    assert transitions(result["seen"]) == ["weaving", "done"]
+    # While it weaves, what the server says it is doing ("3 of 12 beams") follows.
+    for update in result["weaving"]:
+        message = f" {update['message']}" if update["message"] else ""
+        assert update["shown"] == "LLooM: weaving…" + message, update
     assert result["state"]["state"] == "done"
     assert result["state"]["message"] == result["speed"]
     assert result["state"]["last_weave"] == result["speed"]

@@ -1,8 +1,9 @@
 --- What the :LLooM* commands do: weave at the cursor and pick a beam, accept the best
 --- beam (then cycle to the next), cancel, toggle automatic suggestions, and report the
 --- client's status (for :LLooMInfo and for a statusline).  Everything goes through the
---- lloom-lsp client attached to the current buffer; the picker is vim.ui.select, so any
---- UI plugin that replaces it (telescope, fzf-lua, dressing) shows the beams.
+--- lloom-lsp client attached to the current buffer; the picker is lloom.picker: a
+--- floating list, or vim.ui.select where a UI plugin (telescope, fzf-lua, dressing)
+--- replaced it.
 local beams = require('lloom.beams')
 local client_mod = require('lloom.client')
 local config = require('lloom.config')
@@ -122,8 +123,9 @@ local function insert_beam(client, at, result, index)
 end
 
 --- :LLooMWeave — weave at the cursor, show every beam (best first) with a bar, its
---- score, its label and each token's probability through vim.ui.select, and insert
---- the chosen one.  The same beams as vim.lsp.buf.code_action(): both weave at the
+--- score and its label, one line each (lloom.picker: a floating list where K shows a
+--- beam's tokens, or the vim.ui.select of a UI plugin), and insert the chosen one.
+--- The same beams as vim.lsp.buf.code_action(): both weave at the
 --- same spot (lloom.position), and the server keeps the weave for that story.
 --- `options`: lloom.weave's.
 function M.weave(options)
@@ -133,11 +135,8 @@ function M.weave(options)
   end
   weave_here(client, bufnr, 'weave', function(result, at)
     local items = beams.items(result.beams)
-    vim.ui.select(items, {
-      prompt = 'LLooM beams',
-      kind = 'lloom.beam',
-      format_item = beams.format_item,
-    }, function(choice, index)
+    local kind = (client_mod.state.options or config.defaults).picker
+    require('lloom.picker').pick(items, kind, function(choice, index)
       if choice then
         insert_beam(client, at, result, index or 1)
       end
@@ -271,14 +270,14 @@ function M.state(bufnr)
   return out
 end
 
---- A statusline component: '' without a lloom client, else "LLooM: weaving…", the
---- last speed line, or how the last weave ended.
+--- A statusline component: '' without a lloom client, else "LLooM: weaving…" (and what
+--- the server is doing), the last speed line, or how the last weave ended.
 function M.status(bufnr)
   local s = M.state(bufnr)
   if s.state == 'off' then
     return ''
   elseif s.state == 'weaving' then
-    return 'LLooM: weaving…'
+    return 'LLooM: weaving…' .. (s.message ~= '' and (' ' .. s.message) or '')
   elseif s.state == 'done' then
     return 'LLooM: ' .. (s.message ~= '' and s.message or (s.last_weave or 'done'))
   elseif s.state == 'failed' then

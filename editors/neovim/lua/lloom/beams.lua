@@ -1,6 +1,7 @@
 --- Beams as picker rows, like the VS Code QuickPick: an eighth-block bar of each beam's
---- score relative to the best, the score, the server's label, then the joint
---- probability and every token with its probability.  Pure: no Nvim state.
+--- score relative to the best, the score and the server's label, on one line cut to the
+--- screen's width; and as `detail`, the joint probability and every token with its
+--- probability.
 local M = {}
 
 local BLOCKS = { '▏', '▎', '▍', '▌', '▋', '▊', '▉' }
@@ -82,9 +83,33 @@ function M.items(beams, width)
   end, beams)
 end
 
---- vim.ui.select's format_item: the row and its token probabilities on one line.
+--- `text` cut to `width` display cells, its end an ellipsis where it was cut.
+function M.fit(text, width)
+  width = math.max(1, width)
+  if vim.fn.strdisplaywidth(text) <= width then
+    return text
+  end
+  local chars = vim.fn.strchars(text)
+  local out = ''
+  for n = 1, chars do
+    local longer = vim.fn.strcharpart(text, 0, n)
+    if vim.fn.strdisplaywidth(longer) > width - 1 then
+      break
+    end
+    out = longer
+  end
+  return out .. '…'
+end
+
+--- How wide a picker row may be: the screen, less a picker's margins and numbering.
+function M.row_width()
+  return math.max(20, vim.o.columns - 10)
+end
+
+--- vim.ui.select's format_item: the row (bar, score, the beam's beginning), one line
+--- that fits the screen; the tokens' probabilities are the list's K (`detail`).
 function M.format_item(item)
-  return item.label .. '   │ ' .. item.detail
+  return M.fit(item.label, M.row_width())
 end
 
 return M

@@ -117,7 +117,8 @@ M.inline_completion = inline_completion
 
 --- `lloom/status` params `{ uri, state = weaving|done|failed|cancelled, message }`: kept
 --- per document for require('lloom').status(), then told to the statusline and to
---- `User LLooMStatus` autocommands.
+--- `User LLooMStatus` autocommands.  `weaving` comes at a weave's start and again with
+--- what it is doing ("3 of 12 beams", "waiting for a busy server").
 function M.on_status(_, params, ctx)
   if type(params) ~= 'table' or type(params.state) ~= 'string' then
     return
@@ -128,8 +129,12 @@ function M.on_status(_, params, ctx)
     uri = params.uri,
     client_id = ctx and ctx.client_id,
   }
+  local previous = state.status[params.uri or '']
   state.status[params.uri or ''] = entry
-  if entry.state == 'done' and entry.message ~= '' and entry.client_id then
+  -- a `done` that ends a weave carries its speed line; one that comes alone clears a
+  -- failure (the server's "settings changed"), and is no weave
+  local ends_weave = previous ~= nil and previous.state == 'weaving'
+  if entry.state == 'done' and ends_weave and entry.message ~= '' and entry.client_id then
     state.last_weave[entry.client_id] = entry.message
   end
   vim.schedule(function()
@@ -199,6 +204,25 @@ local function map_keys(bufnr, keymaps)
   end
 end
 
+--- `key` (setup()'s hover_key, 'K') to vim.lsp.buf.hover() in a lloom buffer: a woven
+--- token's probability and its alternatives, where Nvim 0.7 to 0.9 would run 'keywordprg'
+--- (man).  Only where nothing maps the key yet: a mapping of the user's (global or this
+--- buffer's) stays, and so does the one Nvim 0.10+ makes itself, which also hovers.
+local function map_hover(bufnr, key)
+  if not key then
+    return
+  end
+  local existing = api.nvim_buf_call(bufnr, function()
+    return vim.fn.maparg(key, 'n', false, true)
+  end)
+  if type(existing) == 'table' and existing.lhs ~= nil then
+    return
+  end
+  vim.keymap.set('n', key, function()
+    vim.lsp.buf.hover()
+  end, { buffer = bufnr, desc = 'LLooM: hover (a woven token and its alternatives)' })
+end
+
 --- Everything a lloom client needs on a buffer, whoever started it (setup()'s
 --- on_attach, or LspAttach for vim.lsp.enable('lloom')).
 function M.prepare(client, bufnr)
@@ -208,6 +232,7 @@ function M.prepare(client, bufnr)
     return
   end
   map_keys(bufnr, options.keymaps)
+  map_hover(bufnr, options.hover_key)
   local ic = inline_completion()
   if options.inline_completion and ic then
     pcall(ic.enable, true, { bufnr = bufnr })
@@ -342,9 +367,28 @@ function M.tell(client, settings)
   client.settings = vim.deepcopy(settings)
   if client.initialized and M.is_running(client) then
     M.call(client, 'notify', 'workspace/didChangeConfiguration', { settings = settings })
+    M.forget_failures(client.id)
     return 1
   end
   return 0
+end
+
+--- Drop the client's `failed` statuses: they told of the settings just replaced, and the
+--- statusline should not show them until the next weave.  (A `lloom/status` the server
+--- sends for the new settings replaces them anyway.)
+function M.forget_failures(client_id)
+  local forgot = false
+  for uri, entry in pairs(state.status) do
+    if entry.state == 'failed' and (entry.client_id == nil or entry.client_id == client_id) then
+      state.status[uri] = nil
+      forgot = true
+    end
+  end
+  if forgot then
+    vim.schedule(function()
+      pcall(vim.cmd, 'redrawstatus')
+    end)
+  end
 end
 
 --- The settings a client holds now, normalized.

@@ -38,6 +38,8 @@ M.defaults = {
   settings = {},
   keymaps = {},
   inline_completion = true,
+  picker = 'auto', -- :LLooMWeave's: 'float', 'select' (vim.ui.select), or 'auto'
+  hover_key = 'K', -- LSP hover in lloom buffers where K is not mapped; false: leave K
   on_attach = false, -- or function(client, bufnr)
 }
 
@@ -259,12 +261,19 @@ function M.resolve(opts)
   end, true, 'a table of { <action> = "<keys>" } (see :help lloom-keymaps)')
   M.validate('inline_completion', opts.inline_completion, 'boolean', true)
   M.validate('on_attach', opts.on_attach, 'function', true)
+  M.validate('picker', opts.picker, function(v)
+    return v == 'auto' or v == 'float' or v == 'select'
+  end, true, "one of 'auto', 'float', 'select'")
+  M.validate('hover_key', opts.hover_key, function(v)
+    return v == false or (type(v) == 'string' and v ~= '')
+  end, true, 'a key (e.g. "K"), or false')
 
   local options = vim.deepcopy(M.defaults)
   for name, value in pairs(opts) do
     options[name] = vim.deepcopy(value)
   end
   options.settings = M.check_settings(M.normalize_settings(options.settings))
+  options.cmd_from = opts.cmd and 'setup()' or nil -- for :checkhealth
   return options
 end
 

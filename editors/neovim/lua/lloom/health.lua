@@ -8,6 +8,9 @@ local config = require('lloom.config')
 
 local M = {}
 
+--- Seconds the backend has to answer the check.
+local HEALTH_TIMEOUT_S = 5
+
 local function usable(health)
   return type(health) == 'table' and (health.start or health.report_start) ~= nil
 end
@@ -30,12 +33,21 @@ local function reporter()
   }
 end
 
---- The command and settings setup() was given, or vim.lsp.config('lloom')'s, or the
---- defaults; and where they came from.
+--- Where the default command comes from, in words.
+local function default_source()
+  if config.repository_server() then
+    return "the default: this checkout's .venv"
+  end
+  return 'the default: lloom-lsp on $PATH'
+end
+
+--- The command and settings in force: setup()'s, or vim.lsp.config('lloom')'s, or the
+--- defaults; and where the command came from (setup() without `cmd` uses the default).
 local function server_config()
   local options = client_mod.state.options
   if options then
-    return options.cmd, client_mod.state.settings, 'setup()'
+    local source = options.cmd_from or (default_source() .. ', setup() gave no cmd')
+    return options.cmd, client_mod.state.settings, source
   end
   if vim.lsp.config then
     local ok, lsp_config = pcall(function()
@@ -43,10 +55,14 @@ local function server_config()
     end)
     if ok and type(lsp_config) == 'table' and type(lsp_config.cmd) == 'table' then
       local settings = config.normalize_settings(lsp_config.settings or {})
-      return lsp_config.cmd, settings, "vim.lsp.config('lloom')"
+      local source = "vim.lsp.config('lloom')"
+      if vim.deep_equal(lsp_config.cmd, config.server_cmd()) then
+        source = default_source() .. ', as lsp/lloom.lua gives it'
+      end
+      return lsp_config.cmd, settings, source
     end
   end
-  return config.defaults.cmd, config.normalize_settings({}), 'the defaults'
+  return config.defaults.cmd, config.normalize_settings({}), default_source()
 end
 
 local function run(cmd)
@@ -58,7 +74,7 @@ end
 --- a health check must not start a llama-server.
 local function backend_flags(settings)
   local backend = settings.lloom.backend or {}
-  local flags = { '--timeout-seconds', '5' }
+  local flags = { '--timeout-seconds', tostring(HEALTH_TIMEOUT_S) }
   for key, value in pairs(backend) do
     if key ~= 'modelPath' and key ~= 'serverCommand' and key ~= 'timeoutSeconds' then
       local flag = key == 'type' and '--backend'
@@ -151,9 +167,33 @@ local function check_server(report)
     report.error(string.format('backend %s cannot weave: it gives no token probabilities', url), {
       'Use llama-server, or an OpenAI-compatible server that returns logprobs',
     })
-  else
-    report.warn(string.format('backend %s does not answer: %s', url, output), {
+  elseif output:find('timed out', 1, true) and not output:find('ConnectTimeout', 1, true) then
+    -- connected, then no answer in time: llama-server evaluating a long story, weaving
+    -- for another client, or loading its model answers late, but it is running
+    report.warn(
+      string.format(
+        'backend %s is busy or slow, not down: it took the connection but did not answer '
+          .. 'within %s s (%s)',
+        url,
+        HEALTH_TIMEOUT_S,
+        output:match('%(([%w]+Timeout)%)') or 'timeout'
+      ),
+      {
+        'It may be weaving, evaluating a long story or loading its model: run '
+          .. ':checkhealth lloom again when it is idle',
+        'If every request is this slow, raise settings.lloom.backend.timeoutSeconds',
+      }
+    )
+  elseif output:find('cannot connect', 1, true) or output:find('ConnectTimeout', 1, true) then
+    local why = 'backend %s does not answer: nothing takes the connection (%s)'
+    report.warn(string.format(why, url, output), {
       'Start llama-server (llama-server -m model.gguf --port 8080)',
+      'or set settings.lloom.backend.url in setup()',
+    })
+  else
+    local why = 'backend %s does not answer as llama-server would: %s'
+    report.warn(string.format(why, url, output), {
+      'Is a proxy in between, or another server on that port?',
       'or set settings.lloom.backend.url in setup()',
     })
   end
