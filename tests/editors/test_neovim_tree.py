@@ -18,7 +18,7 @@ import pytest
 from test_neovim import SETUP, STORY, expected_beams, run_nvim
 
 #: A phrase's line: indent (two spaces a level, at most six levels), the bar, the
-#: phrase's probability, the phrase as a JSON string, and where a beam ended.
+#: phrase's first token's probability, the phrase as a JSON string, and where a beam ended.
 NODE_LINE = re.compile(
     r"^((?:  ){0,6})([█▏▎▍▌▋▊▉·]{8}) +(\d+(?:\.\d+)?)%  (\".*\")(?:  \[(\w+)\])?$"
 )
@@ -69,11 +69,11 @@ def preorder(node: dict[str, Any], depth: int = 0) -> list[tuple[dict[str, Any],
 
 def phrase(node: dict[str, Any]) -> tuple[dict[str, Any], str, float]:
     """A phrase from ``node``: the single-child tokens below it, up to one that splits or
-    ends a beam.  Its last node, its text, and the product of its tokens' probabilities."""
-    last, texts, prob = node, [], 1.0
+    ends a beam.  Its last node, its text, and its first token's probability (the branch
+    taken where the tree splits)."""
+    last, texts, prob = node, [], node["prob"]
     while True:
         texts.append(last["text"])
-        prob *= last["prob"]
         if len(last["children"]) != 1 or last.get("finish"):
             return last, "".join(texts), prob
         last = last["children"][0]

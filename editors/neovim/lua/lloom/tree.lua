@@ -1,7 +1,7 @@
 --- A weave's token tree (the json of the server's `lloom.tree`) as lines of text: one
 --- line per phrase (a chain of single-child tokens, as on the edges of LLooM's graph),
 --- in the tree's own order (a phrase, then its children's subtrees), each indented by
---- its level and showing a bar of the phrase's probability, the probability, the
+--- its level and showing a bar of its first token's probability, the probability, the
 --- phrase, and on a leaf where its beam ended.  Also the fold level of every line, so
 --- each branch (a subtree whose parent splits) folds on its own.  Pure: no Nvim state.
 local beams = require('lloom.beams')
@@ -60,12 +60,14 @@ M.LEGEND = {
 }
 
 --- A phrase: `node` and the single-child tokens below it, up to the first node that
---- ends a beam or splits.  Returns its last node, its text and its joint probability.
+--- ends a beam or splits.  Returns its last node, its text, and the probability of its
+--- first token: the branch taken where its parent splits.  (The phrase's joint
+--- probability reads 0.00% on any phrase of some length, and tells siblings apart no
+--- better.)
 function M.phrase(node)
-  local texts, prob, last = {}, 1, node
+  local texts, prob, last = {}, tonumber(node.prob) or 0, node
   while true do
     table.insert(texts, last.text or '')
-    prob = prob * (tonumber(last.prob) or 0)
     local children = M.inner(last) and last.children or {}
     if #children ~= 1 or M.finish(last) then
       break
@@ -75,8 +77,8 @@ function M.phrase(node)
   return last, table.concat(texts), prob, #texts
 end
 
---- A phrase's line: indent, bar, probability (the phrase's, the product of its tokens'),
---- the phrase, `[finish]` where a beam ends.
+--- A phrase's line: indent, bar, probability (its first token's), the phrase,
+--- `[finish]` where a beam ends.
 function M.phrase_line(text, prob, finish, level)
   return string.rep('  ', math.min(level, M.MAX_INDENT_LEVELS))
     .. beams.bar(prob, M.BAR_WIDTH)
