@@ -7,6 +7,7 @@ import logging
 import re
 import socket
 import time
+from typing import Any
 
 import pytest
 from conftest import URI, end_of, lloom_options, open_doc, start
@@ -286,3 +287,34 @@ async def test_an_answer_to_a_cancelled_asker_is_not_an_error(
     protocol.handle_message({"jsonrpc": "2.0", "id": "config-1", "result": [{}]})
     assert "config-1" not in protocol._request_futures
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_a_settings_change_clears_a_stale_failure_from_the_status(
+    bare_client: LanguageClient, llama_server_url: str
+) -> None:
+    """After a bad URL was fixed, the status line kept showing the old failure until the
+    next weave."""
+    statuses: list[tuple[str, str]] = []
+    changed = asyncio.Event()
+
+    @bare_client.feature("lloom/status")
+    def on_status(params: Any) -> None:
+        statuses.append((getattr(params, "state", ""), getattr(params, "message", "")))
+        changed.set()
+
+    await start(bare_client, lloom_options(f"http://127.0.0.1:{_closed_port()}"))
+    open_doc(bare_client, TEXT)
+    result = await bare_client.text_document_completion_async(completion(end_of(TEXT)))
+    assert result is not None and list(result.items) == []
+    while not statuses or statuses[-1][0] != "failed":
+        changed.clear()
+        await asyncio.wait_for(changed.wait(), 5)
+    bare_client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(
+            settings={"lloom": {"backend": {"url": llama_server_url}}}
+        )
+    )
+    while statuses[-1][0] == "failed":
+        changed.clear()
+        await asyncio.wait_for(changed.wait(), 5)
+    assert statuses[-1] == ("done", "settings changed")
