@@ -105,6 +105,8 @@ describe('LLooM in code-server', { timeout: 10 * 60_000 }, () => {
       'lloom.trace.server': 'messages',
       'workbench.startupEditor': 'none',
       'workbench.tips.enabled': false,
+      // code-server opens its Chat beside the editor: the story and the Threads view want the room.
+      'workbench.secondarySideBar.defaultVisibility': 'hidden',
       'security.workspace.trust.enabled': false,
       'files.autoSave': 'off',
       'editor.inlineSuggest.enabled': true,

@@ -1,7 +1,7 @@
 /**
  * The Threads view's webview: draws the tree's DOT with Graphviz (viz.js, WebAssembly),
  * fits it to the view's width (zoom buttons, Ctrl+wheel), scrolls to the likeliest beam
- * when it is still wider, and turns clicks on its nodes into messages for the extension.
+ * (its end at the right edge, its branch to the left) when it is still wider, and turns clicks on its nodes into messages for the extension.
  * Bundled by esbuild to dist/threads.js; the message shapes live in src/core/threads.ts.
  */
 import { instance } from '@viz-js/viz';
@@ -36,7 +36,10 @@ function applyZoom(scrollToFocus: boolean): void {
   document.body.dataset.scale = scale.toFixed(2);
   if (!scrollToFocus) return;
   const focus = focusId ? svg.querySelector<SVGGElement>(`g.node[id="${CSS.escape(focusId)}"]`) : null;
-  if (focus && graph.scrollWidth > graph.clientWidth + 1) focus.scrollIntoView({ block: 'nearest', inline: 'center' });
+  // At the right edge, the beam's end shows with as much of its branch as fits to its left.
+  if (focus && (graph.scrollWidth > graph.clientWidth + 1 || graph.scrollHeight > graph.clientHeight + 1)) {
+    focus.scrollIntoView({ block: 'center', inline: 'end' });
+  }
 }
 
 function setZoom(next: number | 'fit'): void {

@@ -115,7 +115,7 @@ export function phraseDot(root: PhraseNode, focus?: string): string {
   const lines = [
     'digraph weave {',
     '  rankdir=LR; nodesep=0.15; ranksep=0.3;',
-    '  node [shape=box, style="rounded", fontname="sans-serif", fontsize=11, margin="0.08,0.04"];',
+    '  node [shape=box, style="rounded", fontname="sans-serif", fontsize=12, margin="0.08,0.04"];',
     '  edge [arrowhead=none];',
   ];
   const edges: string[] = [];
