@@ -13,7 +13,8 @@ Gotchas handled here:
   filter (which compares against ``filterText``) keeps every item.
 * Beam labels (completion item labels, code action titles, the ``label`` of each beam
   in ``lloom.weave``'s answer) come from :func:`.labels.beam_labels` over *all* beams of
-  the weave, so they show where beams differ rather than their long shared start.
+  the weave, so they show how each beam begins and where it differs, not the long
+  start beams share.
   The label is only for reading: ``filterText`` and the edit keep the whole text (a
   client filters on ``filterText`` when given, on the label only without it), and the
   item's documentation shows the whole text.  The full text is not put in
