@@ -13,6 +13,7 @@ import type { InlineProvided, LLooMClient } from './client';
 /** How long the message stays, in milliseconds: long enough to read a line. */
 const SHOWN_MS = 6000;
 
+/** Where a list of beams was given: typing changes the version, and the list no longer counts. */
 function keyOf(document: vscode.TextDocument, position: vscode.Position): string {
   return `${document.uri.toString()}@${document.version}:${position.line}:${position.character}`;
 }
@@ -33,10 +34,6 @@ export class BeamCycling implements vscode.Disposable {
     return [
       vscode.commands.registerCommand('lloom.nextBeam', () => this.step(1)),
       vscode.commands.registerCommand('lloom.previousBeam', () => this.step(-1)),
-      // Typing moves the ghost text on: the list it had is not the one shown next.
-      vscode.workspace.onDidChangeTextDocument((event) => {
-        if (event.contentChanges.length > 0) this.cycle.clear();
-      }),
     ];
   }
 

@@ -53,11 +53,11 @@ describe('BeamCycle', () => {
     assert.match(cycle.step(1, 'k')!, /^beam 2 of 2/);
   });
 
-  it('says nothing for another place, or after the text changed', () => {
+  it('says nothing for another place or version (the text changed since the list came)', () => {
     const cycle = new BeamCycle();
-    cycle.onItems('k', BEAMS);
-    assert.equal(cycle.step(1, 'elsewhere'), undefined);
-    cycle.clear();
-    assert.equal(cycle.step(1, 'k'), undefined);
+    assert.equal(cycle.step(1), undefined, 'no list yet');
+    cycle.onItems('file:///a.txt@3:0:17', BEAMS);
+    assert.equal(cycle.step(1, 'file:///a.txt@4:0:18'), undefined);
+    assert.deepEqual(cycle.shown, { index: 0, count: 3 }, 'a refused step moves nothing');
   });
 });

@@ -68,13 +68,6 @@ export class BeamCycle {
     this.index = 0;
   }
 
-  /** Forget the list: the ghost text went (accepted, dismissed, or the text changed). */
-  clear(): void {
-    this.key = '';
-    this.texts = [];
-    this.index = 0;
-  }
-
   /** One step on (1) or back (-1), with wrap-around; the announcement, or undefined with no beams. */
   step(delta: 1 | -1, key?: string): string | undefined {
     const n = this.texts.length;
