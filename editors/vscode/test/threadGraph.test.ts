@@ -51,10 +51,12 @@ describe('collapseChains', () => {
     assert.equal(nodes.get('n0_0_0_1_0_0')!.finish, 'stop');
   });
 
-  it("gives a phrase the product of its tokens' probabilities", () => {
+  it("gives a phrase its first token's probability (the branch taken), and the product as its joint", () => {
     const nodes = byId(phrases);
-    assert.ok(Math.abs(nodes.get('n0_0_0')!.prob - 0.54) < 1e-12);
-    assert.ok(Math.abs(nodes.get('n0_0_0_1_0_0')!.prob - 0.4 * 0.5 * 0.48) < 1e-12);
+    assert.equal(nodes.get('n0_0_0')!.prob, 0.6);
+    assert.ok(Math.abs(nodes.get('n0_0_0')!.joint - 0.54) < 1e-12);
+    assert.equal(nodes.get('n0_0_0_1_0_0')!.prob, 0.4);
+    assert.ok(Math.abs(nodes.get('n0_0_0_1_0_0')!.joint - 0.4 * 0.5 * 0.48) < 1e-12);
   });
 
   it('leaves no lone punctuation leaf: every leaf reads as words', () => {
@@ -68,7 +70,7 @@ describe('collapseChains', () => {
     assert.deepEqual(nodeAction(nodes.get('n0_0_0_1_0_0')!), { kind: 'accept', insertText: '<n0_0_0_1_0_0>' });
     assert.deepEqual(nodeAction(nodes.get('n0_0_0')!), { kind: 'weaveFrom', after: '<n0_0_0>' });
     const views = nodeViews(phrases);
-    assert.match(views.n0_0_0_1_0_0.title, /^Insert \(stop, 9\.6%\): <n0_0_0_1_0_0>$/);
+    assert.match(views.n0_0_0_1_0_0.title, /^Insert \(stop, 40\.0%\): <n0_0_0_1_0_0>$/);
   });
 
   it('keeps a token where a beam ends as the end of its phrase, even with children', () => {
@@ -98,7 +100,7 @@ describe('labels', () => {
 
   it('ends with the probability and the finish', () => {
     const leaf = byId(collapseChains(TREE)).get('n0_0_0_1_0_0')!;
-    assert.equal(phraseLabel(leaf), '·creaked,"\n9.6% [stop]');
+    assert.equal(phraseLabel(leaf), '·creaked,"\n40% [stop]');
   });
 });
 

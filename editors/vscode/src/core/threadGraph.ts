@@ -14,30 +14,33 @@ import type { TreeNode } from './threads';
 export interface PhraseNode extends TreeNode {
   /** How many tokens the phrase joins (0 at the root). */
   tokens: number;
+  /** The product of its tokens' probabilities (`prob` is its first token's: the branch taken). */
+  joint: number;
   children: PhraseNode[];
 }
 
 /**
  * `root` with each run of tokens that has one child and no finish joined into its child:
- * the phrase's text is the tokens' texts, its probability their product (the chance of the
- * phrase once its branch point is reached), and the rest (id, finish, insertText) its last
- * token's.  A token where a beam ends stays the end of its phrase.
+ * the phrase's text is the tokens' texts, its probability its first token's (the branch
+ * taken where the tree splits: the product of a long phrase reads 0.00% on a real model,
+ * as the Neovim tree found), `joint` their product, and the rest (id, finish, insertText)
+ * its last token's.  A token where a beam ends stays the end of its phrase.
  */
 export function collapseChains(root: TreeNode): PhraseNode {
   const phrase = (first: TreeNode): PhraseNode => {
     let last = first;
     let text = first.text;
-    let prob = first.prob;
+    let joint = first.prob;
     let tokens = 1;
     while (last.finish === null && last.children.length === 1) {
       last = last.children[0];
       text += last.text;
-      prob *= last.prob;
+      joint *= last.prob;
       tokens++;
     }
-    return { ...last, text, prob, tokens, children: last.children.map(phrase) };
+    return { ...last, text, prob: first.prob, joint, tokens, children: last.children.map(phrase) };
   };
-  return { ...root, tokens: 0, children: root.children.map(phrase) };
+  return { ...root, tokens: 0, joint: 1, children: root.children.map(phrase) };
 }
 
 /** The leaf a reader starts from: the finished phrase with the most probable path (ties: the first). */
@@ -49,7 +52,7 @@ export function likeliestLeaf(root: PhraseNode): PhraseNode | undefined {
       best = node;
       bestProb = prob;
     }
-    for (const child of node.children) walk(child, prob * child.prob);
+    for (const child of node.children) walk(child, prob * child.joint);
   };
   walk(root, 1);
   return best;
@@ -107,8 +110,8 @@ export function phraseLabel(node: PhraseNode, width = 28): string {
 }
 
 /**
- * The collapsed tree as DOT, left to right: each phrase a box with its words and its
- * probability, edges as wide and as blue as the phrase is probable, finished beams
+ * The collapsed tree as DOT, left to right: each phrase a box with its words and the
+ * probability of its branch, edges as wide and as blue as that is probable, finished beams
  * double-framed; `focus` (a node id) gets the class `lloom-focus`, which the view scrolls to.
  */
 export function phraseDot(root: PhraseNode, focus?: string): string {
