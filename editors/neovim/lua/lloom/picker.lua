@@ -129,12 +129,15 @@ function M.float(items, prompt, on_choice)
     local _, detail_win = open_float(M.detail_lines(item.beam), 'lloombeam', 'beam', win)
     detail = detail_win
   end)
+  -- Leaving the list cancels it.  Nvim 0.7 fires WinLeave even for the K float it opens
+  -- without entering, so what counts is where the cursor is once the events are done.
   api.nvim_create_autocmd({ 'BufLeave', 'WinLeave' }, {
     buffer = bufnr,
-    once = true,
     callback = function()
       vim.schedule(function()
-        finish(nil)
+        if api.nvim_get_current_win() ~= win then
+          finish(nil)
+        end
       end)
     end,
   })
