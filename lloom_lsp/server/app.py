@@ -187,6 +187,11 @@ class LloomProtocol(DocumentsProtocol):
         if is_request and self._shutdown and method != types.EXIT:
             self._refuse(msg_id, JsonRpcInvalidRequest("the server is shutting down"))
             return None
+        if is_request and (token := _bad_token(data.get("params"))):
+            # lsprotocol lets any JSON through where a ProgressToken goes, and pygls' table
+            # of tokens then failed on an array or object: -32603 with our traceback
+            self._refuse(msg_id, JsonRpcInvalidParams(f"invalid params for {method}: {token}"))
+            return None
         if is_request and _is_notification(self.get_message_type(method)):
             # pygls dropped the id and handled it as the notification: nobody answered
             self._refuse(msg_id, JsonRpcInvalidRequest(f"{method} is a notification"))
@@ -223,6 +228,17 @@ class LloomProtocol(DocumentsProtocol):
             )
             return
         self._send_response(msg_id, None, error.to_response_error())
+
+
+def _bad_token(params: Any) -> str:
+    """What is wrong with a request's progress tokens (LSP: an integer or a string)."""
+    if not isinstance(params, dict):
+        return ""
+    for key in ("workDoneToken", "partialResultToken"):
+        token = params.get(key)
+        if token is not None and (isinstance(token, bool) or not isinstance(token, (int, str))):
+            return f"{key} must be an integer or a string, not {type(token).__name__}"
+    return ""
 
 
 def _is_notification(message_type: Any) -> bool:

@@ -459,7 +459,9 @@ class LspProcess:
                 else:
                     self.violations.append(f"a response for an id never sent: {message}")
                 if message.get("error") and message["error"]["code"] == -32603:
+                    # a handler raised what nobody expected: a bug, whatever the input
                     FUZZ_TOTALS["internal errors"] += 1
+                    self.violations.append(f"internal error: {message['error']['message']}")
             self._cond.notify_all()
 
     def _answer(self, request: dict[str, Any]) -> None:
@@ -1781,6 +1783,20 @@ def test_an_id_python_cannot_hold_is_not_echoed_as_non_json(fresh_buggy: LspProc
     fresh_buggy.send_raw(frame(body + b'"params": {"command": "lloom.cancel"}}'))
     fresh_buggy.probed()
     assert not fresh_buggy.violations
+
+
+# Was a bug: lsprotocol took any JSON for a ProgressToken, and an array or object reached
+# pygls' table of tokens as a key: -32603 "unhashable type" with the server's traceback.
+@pytest.mark.parametrize("token", [[1, 2], {"a": 1}, True])
+def test_a_progress_token_that_is_neither_string_nor_integer_is_invalid_params(
+    buggy: LspProcess, token: Any
+) -> None:
+    buggy.open("Once upon a time")
+    span = {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 4}}
+    params = {"textDocument": {"uri": URI}, "range": span, "context": {"diagnostics": []}}
+    answer = buggy.call("textDocument/codeAction", {**params, "workDoneToken": token})
+    assert answer["error"]["code"] == -32602, answer
+    assert "workDoneToken must be an integer or a string" in answer["error"]["message"]
 
 
 # Was a bug: an object or array id reached pygls' table of running requests as a key, which
