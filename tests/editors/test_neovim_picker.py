@@ -63,15 +63,25 @@ local config = vim.api.nvim_win_get_config(0)
 R.float = { relative = config.relative, width = config.width, height = config.height }
 vim.api.nvim_win_set_cursor(0, { P.pick, 0 })
 local list = vim.api.nvim_get_current_win()
-vim.cmd('normal K')
-vim.wait(100, function() return false end)  -- the events that follow, as when typed
-R.list_open = vim.api.nvim_win_is_valid(list) and vim.api.nvim_get_current_win() == list
-for _, win in ipairs(vim.api.nvim_list_wins()) do
-  local buf = vim.api.nvim_win_get_buf(win)
-  if vim.bo[buf].filetype == 'lloombeam' then
-    R.detail = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+local function detail()
+  for _, win in ipairs(vim.api.nvim_list_wins()) do
+    local buf = vim.api.nvim_win_get_buf(win)
+    if vim.bo[buf].filetype == 'lloombeam' then
+      return vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+    end
   end
 end
+vim.cmd('normal K')
+-- What a terminal's main loop does next: the scheduled callbacks, and CursorMoved (a
+-- float opened resets where Nvim last saw the cursor).  The script has no main loop.
+vim.wait(100, function() return false end)
+vim.cmd('doautocmd CursorMoved')
+R.list_open = vim.api.nvim_win_is_valid(list) and vim.api.nvim_get_current_win() == list
+R.detail = detail()
+vim.api.nvim_win_set_cursor(0, { P.pick + 1, 0 })
+vim.cmd('doautocmd CursorMoved')
+R.detail_after_move = detail() ~= nil
+vim.api.nvim_win_set_cursor(0, { P.pick, 0 })
 vim.cmd([[execute "normal \\<CR>"]])
 wait(30000, function() return buffer_text() ~= before end, 'the chosen beam')
 R.text = buffer_text()
@@ -95,7 +105,7 @@ end, vim.api.nvim_list_wins())
         check_row(row[3:], label, result["columns"] - 6)
     # K: the beam's text, its score and joint probability, then a line per token, in a
     # float below the list, which stays open (on 0.7 that float's WinLeave closed it).
-    assert result["list_open"]
+    assert result["list_open"] and not result["detail_after_move"]
     beam, detail = beams[pick - 1], result["detail"]
     assert detail[0] == visible(beam.insert_text)
     assert detail[1].startswith(f"score {beam.score:.2f}  p=")

@@ -123,9 +123,11 @@ function M.float(items, prompt, on_choice)
       finish(n)
     end)
   end
+  local detail_line = nil
   map('K', function()
     close(detail)
-    local item = items[api.nvim_win_get_cursor(win)[1]]
+    detail_line = api.nvim_win_get_cursor(win)[1]
+    local item = items[detail_line]
     local _, detail_win = open_float(M.detail_lines(item.beam), 'lloombeam', 'beam', win)
     detail = detail_win
   end)
@@ -141,10 +143,13 @@ function M.float(items, prompt, on_choice)
       end)
     end,
   })
+  -- Moving to another beam closes its tokens.  CursorMoved also comes after K itself
+  -- (opening a float resets where Nvim last saw the cursor), on the same line.
   api.nvim_create_autocmd('CursorMoved', {
     buffer = bufnr,
     callback = function()
-      if detail and api.nvim_win_is_valid(detail) then
+      local moved = api.nvim_win_get_cursor(win)[1] ~= detail_line
+      if moved and detail and api.nvim_win_is_valid(detail) then
         close(detail)
         detail = nil
       end
