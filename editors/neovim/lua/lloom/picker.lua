@@ -55,7 +55,7 @@ local function open_float(lines, filetype, title, anchor)
     border = 'rounded',
   }
   if anchor then -- under the cursor's line of the list, over the rest of it
-    config.relative, config.row, config.col = 'cursor', 1, 2
+    config.relative, config.row, config.col, config.zindex = 'cursor', 1, 2, 60
     config.height = math.max(1, math.min(#lines, rows - 2))
   end
   if vim.fn.has('nvim-0.9') == 1 then
