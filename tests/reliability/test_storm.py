@@ -623,7 +623,8 @@ async def weave_directly(url: str, story: str) -> tuple[list[str], int]:
     settings = parse_settings(options(url)["lloom"])
     backend = LlamaCppBackend(url, concurrency=CONCURRENCY)
     try:
-        result = await weave(backend, story, settings.weave, concurrency=CONCURRENCY)
+        # folded as the server folds them (near-duplicates one suggestion)
+        result = await weave(backend, story, settings.weave, concurrency=CONCURRENCY, fold=True)
     finally:
         await backend.aclose()
     return [beam.insert_text for beam in result.beams if beam.insert_text], result.stats.requests
