@@ -11,8 +11,10 @@ from pytest_lsp import LanguageClient
 TEXT = "She opened the door and"
 
 
-def params(kind: types.CodeActionTriggerKind) -> types.CodeActionParams:
-    pos = end_of(TEXT)
+def params(
+    kind: types.CodeActionTriggerKind, pos: types.Position | None = None
+) -> types.CodeActionParams:
+    pos = pos or end_of(TEXT)
     return types.CodeActionParams(
         text_document=types.TextDocumentIdentifier(uri=URI),
         range=types.Range(pos, pos),
@@ -59,13 +61,7 @@ async def test_a_cursor_inside_a_word_continues_after_the_word(client: LanguageC
     open_doc(client, TEXT, version=3)
     inside = types.Position(0, TEXT.index("door") + 2)  # "do|or"
     answer = await client.text_document_code_action_async(
-        types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=URI),
-            range=types.Range(inside, inside),
-            context=types.CodeActionContext(
-                diagnostics=[], trigger_kind=types.CodeActionTriggerKind.Invoked
-            ),
-        )
+        params(types.CodeActionTriggerKind.Invoked, inside)
     )
     actions = [a for a in answer or [] if isinstance(a, types.CodeAction)]
     assert actions
