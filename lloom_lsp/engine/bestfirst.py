@@ -34,25 +34,19 @@ import asyncio
 import heapq
 import itertools
 import math
-from typing import TYPE_CHECKING
 
 from .beam import TINY_PROB
 from .chain import ChainRequest
 from .frontier import OpenBeam
-
-if TYPE_CHECKING:
-    from .weave import Weave
+from .rules import NATURAL, WeaveRules
 
 __all__ = ["BestFirstSearch", "NATURAL"]
-
-#: How a beam ends on its own, as opposed to being cut by the search.
-NATURAL = frozenset({"stop", "depth", "eos"})
 
 
 class BestFirstSearch:
     """One best-first run over a :class:`~.weave.Weave`'s tree and rules."""
 
-    def __init__(self, weave: Weave) -> None:
+    def __init__(self, weave: WeaveRules) -> None:
         self.weave = weave
         settings = weave.settings
         self.wanted = settings.max_suggestions
@@ -89,7 +83,7 @@ class BestFirstSearch:
         self._wake.set()
 
     def _finish(self, beam: OpenBeam, reason: str) -> None:
-        result = self.weave._finish(beam, reason)
+        result = self.weave.finish(beam, reason)
         if reason in NATURAL and result.text.strip():
             self._texts.add(result.text)
 
@@ -133,14 +127,14 @@ class BestFirstSearch:
         # Beams being extended when the search stopped: cut short, never passed off as whole.
         for beam in self.weave.frontier:
             if beam.depth > 0 or beam.node.children:
-                self.weave._finish(beam, "cut")
+                self.weave.finish(beam, "cut")
             else:
                 self.weave.frontier.remove(beam)
 
     async def _extend(self, beam: OpenBeam) -> None:
         weave = self.weave
         remaining = weave.settings.max_depth - beam.depth
-        chain = ChainRequest(weave, weave._prompt(beam), remaining)
+        chain = ChainRequest(weave, weave.prompt_for(beam), remaining)
         current = beam
         async with chain:
             async for step in chain:
@@ -148,7 +142,7 @@ class BestFirstSearch:
                     return  # the frontier cuts it
                 self._chosen_sum += math.log(max(step.chosen.prob, TINY_PROB))
                 self._chosen_n += 1
-                (current, end), *others = weave._branch(current, step)
+                (current, end), *others = weave.branch(current, step)
                 for child, child_end in others:
                     self.push(child, child_end)
                 if end:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING
 
 from .closing import aclose_fully
+from .rules import WeaveRules
 from .source import Prompt, Step, StreamingTokenSource
-
-if TYPE_CHECKING:
-    from .weave import Weave
 
 __all__ = ["ChainRequest"]
 
@@ -22,7 +19,7 @@ class ChainRequest:
     Outside the batcher it holds one permit of the weave's limiter from entry to exit.
     """
 
-    def __init__(self, weave: Weave, prompt: Prompt, max_tokens: int) -> None:
+    def __init__(self, weave: WeaveRules, prompt: Prompt, max_tokens: int) -> None:
         self.weave = weave
         self.prompt = prompt
         self.max_tokens = max_tokens

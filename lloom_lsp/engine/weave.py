@@ -1,20 +1,25 @@
 """The weave: LLooM's tree search over token probabilities.
 
-Two strategies grow the same tree:
+One :class:`Weave` holds the tree, the rules every strategy grows it by (split, branch,
+finish, prompt_for: the public :class:`.rules.WeaveRules`) and the backend.  Three strategies
+grow the same tree:
 
-* ``token`` is the seed's search, fixed: breadth-first by depth, one request per
-  token per open beam.
-* ``chain`` (the default) asks for a whole greedy chain with the top-N alternatives
-  at every position, walks it with the same split rule, and gives every alternative
-  it takes a request of its own.  Requests fall from one per token per beam to about
-  one per beam; with maxSuggestions not binding, the suggestion set is the same.
-  Chains are streamed (:mod:`.chain`): an alternative's request starts as soon as its
-  position arrives, and a chain is closed once its beam has ended.
+* ``best`` (the default, :mod:`.bestfirst`): best-first search.  The most probable open
+  prefixes are extended by streamed greedy chains until maxSuggestions beams have ended on
+  their own.
+* ``chain``: LLooM's rules.  A whole greedy chain with the top-N alternatives at every
+  position, walked with the split rule; every alternative it takes gets a request of its
+  own.  Requests fall from one per token per beam to about one per beam; with
+  maxSuggestions not binding, the suggestion set is ``token``'s.  Chains are streamed
+  (:mod:`.chain`): an alternative's request starts as soon as its position arrives, and a
+  chain is closed once its beam has ended.
+* ``token``: the seed's search, fixed: breadth-first by depth, one request per token per
+  open beam.
 
-The beams still growing are a :class:`~.frontier.Frontier`; ``finished + open`` is what
-maxSuggestions limits.
+The beams still growing are a :class:`~.frontier.Frontier`; for ``chain`` and ``token``,
+``finished + open`` is what maxSuggestions limits.
 
-Both continue a beam by its token ids, so a chain and a run of one-token requests
+All of them continue a beam by its token ids, so a chain and a run of one-token requests
 see the same distributions.
 """
 
@@ -229,12 +234,12 @@ class Weave:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
 
-    # -- rules shared by both strategies -------------------------------------------------
+    # -- the rules every strategy shares (:class:`.rules.WeaveRules`) ---------------------
 
     def _cutoff(self, depth: int) -> float:
         return self.settings.cutoff * self.settings.multiplier**depth
 
-    def _split(self, step: Step, depth: int) -> list[Candidate]:
+    def split(self, step: Step, depth: int) -> list[Candidate]:
         """The alternatives taken at one position: the chosen token, then the rest while
         p >= cutoff, at most splitLimit in all (0: unlimited).  ``best`` without ``prune``
         takes every one: its frontier, ordered by joint probability, does the choosing."""
@@ -254,11 +259,11 @@ class Weave:
             taken.append(cand)
         return taken
 
-    def _branch(self, beam: OpenBeam, step: Step) -> list[tuple[OpenBeam, str | None]]:
+    def branch(self, beam: OpenBeam, step: Step) -> list[tuple[OpenBeam, str | None]]:
         """The children taken at one position, in split order, each with why it ends now
         (None: it goes on).  On the frontier they replace ``beam``."""
         beam.node.offered = step.top
-        children = [self._child(beam, cand) for cand in self._split(step, beam.depth)]
+        children = [self._child(beam, cand) for cand in self.split(step, beam.depth)]
         self.frontier.replace(beam, [child for child, _ in children])
         return children
 
@@ -278,7 +283,7 @@ class Weave:
             return child, "depth"
         return child, None
 
-    def _finish(self, beam: OpenBeam, reason: str) -> Beam:
+    def finish(self, beam: OpenBeam, reason: str) -> Beam:
         self.frontier.remove(beam)
         beam.node.finish = reason
         result = make_beam(beam.node.path(), beam.data, self.held, reason)
@@ -298,16 +303,16 @@ class Weave:
     def _finish_frontier(self) -> None:
         """The limit bound: every beam still open ends where it stands."""
         for beam in self.frontier:
-            self._finish(beam, "limit")
+            self.finish(beam, "limit")
 
-    def _prompt(self, beam: OpenBeam) -> Prompt:
+    def prompt_for(self, beam: OpenBeam) -> Prompt:
         if self.root is not None:
             root = self.root
             return Prompt(root.text, (*root.token_ids, *beam.ids), root.tail + beam.data)
         return Prompt(self.prompt, beam.ids, beam.data)
 
     async def _ask(self, beam: OpenBeam, max_tokens: int) -> Continuation:
-        prompt = self._prompt(beam)
+        prompt = self.prompt_for(beam)
         if self._batcher is not None:
             return await self.answer(prompt, max_tokens, batched=True)
         async with self.limiter:
@@ -333,11 +338,11 @@ class Weave:
             next_level: list[OpenBeam] = []
             for beam, cont in zip(level, answers):
                 if not cont.steps:
-                    self._finish(beam, "eos")
+                    self.finish(beam, "eos")
                     continue
-                for child, end in self._branch(beam, cont.steps[0]):
+                for child, end in self.branch(beam, cont.steps[0]):
                     if end:
-                        self._finish(child, end)
+                        self.finish(child, end)
                     else:
                         next_level.append(child)
                 # checked after every beam, not once per level: the beams of this level
@@ -379,25 +384,25 @@ class Weave:
     async def _chain_beam(self, beam: OpenBeam, spawn: Callable[[OpenBeam], None]) -> None:
         if self._limit_hit.is_set():
             return  # the frontier finishes it
-        chain = ChainRequest(self, self._prompt(beam), self.settings.max_depth - beam.depth)
+        chain = ChainRequest(self, self.prompt_for(beam), self.settings.max_depth - beam.depth)
         current = beam
         async with chain:
             async for step in chain:
                 if self._limit_hit.is_set():
                     return  # another chain reached the limit: this one ends where it stands
-                (current, end), *others = self._branch(current, step)
+                (current, end), *others = self.branch(current, step)
                 for child, child_end in others:
                     if child_end:
-                        self._finish(child, child_end)
+                        self.finish(child, child_end)
                     else:
                         spawn(child)
                 if end:
-                    self._finish(current, end)
+                    self.finish(current, end)
                     return
                 if self._limit_reached():
                     return  # _run_chain ends every open beam, this one included
         if chain.ended or chain.taken == 0:
-            self._finish(current, "eos")
+            self.finish(current, "eos")
         else:
             spawn(current)  # the server stopped short of the depth: ask again from here
 
