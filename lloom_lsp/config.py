@@ -193,6 +193,28 @@ class StorySettings:
         minimum=16,
         maximum=10_000_000,
     )
+    memory: str = _setting(
+        "",
+        "Memory: text that leads every story window, so the model keeps the premise however "
+        "long the document grows. Used for documents without memory of their own: YAML front "
+        "matter with a 'memory:' key or a '<!-- memory ... -->' comment at the document's "
+        "top, or a file beside it named <name>.memory.md. Changing it costs one re-read of "
+        "the window; typing costs none.",
+    )
+    authors_note: str = _setting(
+        "",
+        "Author's note: a short instruction inserted as a paragraph of its own "
+        "authorsNoteDepth paragraphs before the cursor, as mikupad's is (e.g. '[Style: "
+        "terse, ominous]'). Empty: off.",
+    )
+    authors_note_depth: int = _setting(
+        3,
+        "How many paragraphs before the cursor the author's note goes (1: just before the "
+        "paragraph being written). Typing inside a paragraph keeps the prompt cache warm; "
+        "each new paragraph moves the note and re-reads the paragraphs after it.",
+        minimum=1,
+        maximum=100,
+    )
 
 
 @attrs.frozen

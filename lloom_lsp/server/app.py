@@ -256,6 +256,7 @@ class LloomServer(LanguageServer):
         super().__init__("lloom-lsp", __version__, protocol_cls=LloomProtocol)
         self.store = SettingsStore(self.show_error, self.show_warning)
         self.weaver = WeaveService(self)
+        self.weaver.windows.warn = self.show_warning  # a memory block or file unread
 
     @property
     def exit_code(self) -> int:

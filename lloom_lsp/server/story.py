@@ -16,6 +16,9 @@ nothing else computes a story.  Two things decide it:
 
 The limit is learned once per backend and then stays put, so the window does too.  When it
 is below the setting, the log says so once.
+
+The story is the document's memory, then the window with the author's note in it
+(:mod:`.context`): the memory and the note take their characters from the window's size.
 """
 
 from __future__ import annotations
@@ -30,8 +33,11 @@ from pygls.workspace import TextDocument
 
 from ..backends import BackendContextError, BackendError
 from ..config import BackendSettings, Settings
+from ..engine.context import lead
 from ..engine.window import window_start
+from .context import Memory, MemorySources, StoryContext, window_text
 from .convert import from_lsp_story, text_before
+from .documents import lsp_document
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -75,6 +81,12 @@ class StoryWindows:
     def __init__(self, backend_for: Callable[[Settings], Backend]) -> None:
         self._backend_for = backend_for
         self._limits: dict[BackendSettings, _Limit] = {}
+        self.memories = MemorySources()
+        #: Shows the user a memory block or file that cannot be read (the server sets it).
+        self.warn: Callable[[str], None] = log.warning
+        self._problems: dict[str, str] = {}  # uri: the problem last shown
+        #: The memory leads of recent stories, kept when a story is cut shorter.
+        self._leads: dict[str, None] = {}
 
     # -- the story ------------------------------------------------------------------------
 
@@ -83,15 +95,57 @@ class StoryWindows:
     ) -> str:
         """The story at ``position`` (with ``inserted`` typed there first), its size learned
         from the backend on first use."""
+        return (await self.context_at(doc, position, settings, inserted=inserted)).story
+
+    async def context_at(
+        self, doc: TextDocument, position: types.Position, settings: Settings, *, inserted: str = ""
+    ) -> StoryContext:
+        """:meth:`story_at` in its parts: memory, note and window."""
         await self.learn(settings, text_before(doc, position, inserted, last=SAMPLE_CHARS))
-        return from_lsp_story(doc, position, self.max_chars(settings), inserted=inserted)
+        return self.context_now(doc, position, settings, inserted=inserted)
 
     def story_now(
         self, doc: TextDocument, position: types.Position, settings: Settings, *, inserted: str = ""
     ) -> str:
         """:meth:`story_at` with what is known now, without asking the backend (for code
         that cannot wait: the stories of cached weaves were sized before)."""
-        return from_lsp_story(doc, position, self.max_chars(settings), inserted=inserted)
+        return self.context_now(doc, position, settings, inserted=inserted).story
+
+    def context_now(
+        self, doc: TextDocument, position: types.Position, settings: Settings, *, inserted: str = ""
+    ) -> StoryContext:
+        """:meth:`context_at` with what is known now."""
+        memory = self.memories.memory_for(doc, settings)
+        self._report(doc.uri, memory.problem)
+        end = lsp_document(doc).offset_at_position(position)
+        if end < memory.block_end:
+            memory = Memory()  # writing in the memory block itself: it is the story
+        story = settings.story
+        note = story.authors_note.strip()
+        leading = len(lead(memory.text)) + (len(note) + 2 if note else 0)
+        window = from_lsp_story(
+            doc, position, max(16, self.max_chars(settings) - leading), inserted=inserted
+        )
+        offset = end + len(inserted) - len(window)
+        context = StoryContext(
+            memory,
+            note,
+            story.authors_note_depth,
+            window_text(window, memory, offset, note, story.authors_note_depth),
+        )
+        if memory.text:
+            self._leads[context.story[: len(context.story) - len(context.window)]] = None
+            while len(self._leads) > 16:
+                del self._leads[next(iter(self._leads))]
+        return context
+
+    def _report(self, uri: str, problem: str | None) -> None:
+        """Show a memory problem once, until it is gone."""
+        if problem is None:
+            self._problems.pop(uri, None)
+        elif self._problems.get(uri) != problem:
+            self._problems[uri] = problem
+            self.warn(f"LLooM: {problem}; weaving without it.")
 
     def max_chars(self, settings: Settings) -> int:
         """The window's size in characters: the setting, or less where the backend holds
@@ -172,7 +226,10 @@ class StoryWindows:
         chars = self.max_chars(settings)
         if chars >= min(before, len(story)):
             return None
-        return story[window_start(story, chars) :]
+        # the memory leads the shorter story too
+        kept = max((known for known in self._leads if story.startswith(known)), key=len, default="")
+        rest = story[len(kept) :]
+        return kept + rest[window_start(rest, max(16, chars - len(kept))) :]
 
 
 async def _call(backend: Backend, name: str, *args: Any) -> Any:

@@ -1,4 +1,5 @@
-"""workspace/executeCommand: ``lloom.weave``, ``lloom.accept`` and ``lloom.cancel``.
+"""workspace/executeCommand: ``lloom.weave``, ``lloom.accept``, ``lloom.cancel`` and
+``lloom.showContext``.
 
 These serve custom UIs (the VS Code QuickPick, Neovim's :LLooMWeave) that want the
 beams and the tree as JSON and accept one through the server.  Once the editor has
@@ -13,6 +14,11 @@ applied an accepted beam, the continuation after it is woven in the background
   this beam"): every beam's ``insertText`` then starts with it, so inserting one at the
   position inserts both.
 
+``lloom.showContext`` takes ``[uri, position]`` and answers what the next weave there would
+send (:func:`..context.show_context`): ``prompt`` (exactly), ``memory``, ``memorySource``,
+``note``, ``window``, ``held``, ``tokens`` (the backend's count; null where it cannot
+count), ``contextTokens``, ``problem`` and ``text``, all of it as a read-only document.
+
 A weave that something else stops (``lloom.cancel``, a settings change) is answered
 ``{"beams": [], "cancelled": true, "error": "cancelled"}``; one whose own request is
 cancelled (``$/cancelRequest``) is answered -32800.
@@ -23,9 +29,10 @@ from __future__ import annotations
 from typing import Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
 from ..app import LloomServer
+from ..context import show_context
 from ..convert import to_lsp_weave_result
 from ..spans import woven_spans
 from ..weaving import speed_line
@@ -109,6 +116,16 @@ def register(server: LloomServer) -> None:
         elif settings.warmup.prefetch:
             ls.weaver.prefetch(uri, after, settings)
         return result
+
+    @server.command("lloom.showContext")
+    async def context(ls: LloomServer, uri: str, position: types.Position) -> dict[str, Any]:
+        doc = ls.document(uri)
+        if doc is None:
+            raise JsonRpcInvalidParams(f"lloom.showContext: document not open: {uri}")
+        settings = await ls.settings_for(uri)
+        found = await ls.weaver.windows.context_at(doc, position, settings)
+        where = f"{uri} at line {position.line + 1}, column {position.character + 1}"
+        return await show_context(ls.weaver.backend(settings)[0], settings, found, where)
 
     @server.command("lloom.cancel")
     def cancel(ls: LloomServer, *uri: str) -> dict[str, Any]:
