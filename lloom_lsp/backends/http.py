@@ -14,6 +14,7 @@ import stamina
 import stamina.instrumentation
 from httpx_sse import EventSource, ServerSentEvent, SSEError
 
+from ..engine.closing import BackgroundTasks, shielded
 from .deadline import within
 from .errors import (
     BackendError,
@@ -127,7 +128,7 @@ class HttpTransport:
             transport=transport,
         )
         # exchanges that go on after their caller was cancelled: see "cancellation" below
-        self._orphans: set[asyncio.Future[Any]] = set()
+        self._orphans = BackgroundTasks()
         #: One permit per exchange with the server, held until it has truly ended (an
         #: abandoned one included), so that no more than ``concurrency`` are ever open.
         self._permits = asyncio.Semaphore(max(concurrency, 1))
@@ -152,13 +153,8 @@ class HttpTransport:
     # all day on one pool of concurrency + 2 connections: once they are all stuck, every
     # request waits out its pool timeout.  So every exchange runs in a task of its own that
     # this transport cancels at most once, and a caller cancelled any number of times
-    # returns at once while that task finishes in the background (``_orphans``).
-
-    def _keep(self, task: asyncio.Future[Any]) -> None:
-        """Hold on to a background task until it is done (and retrieve its outcome)."""
-        self._orphans.add(task)
-        task.add_done_callback(self._orphans.discard)
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    # returns at once while that task finishes in the background (``_orphans``; the
+    # mechanism is engine/closing.py's, shared with the engine's closes).
 
     async def _json(self, request: httpx.Request) -> Any:
         async def fetch() -> httpx.Response:
@@ -171,13 +167,8 @@ class HttpTransport:
             return response
 
         with translate_errors(str(request.url)):
-            task = asyncio.ensure_future(fetch())
-            try:
-                response = await asyncio.shield(task)
-            except asyncio.CancelledError:
-                task.cancel()  # once: the connection closes, the server stops
-                self._keep(task)
-                raise
+            # cancelled once: the connection closes, the server stops
+            response = await shielded(fetch(), self._orphans, cancel_once=True)
             response.raise_for_status()
             return response.json()
 
@@ -234,7 +225,7 @@ class HttpTransport:
             yield taken()
         finally:
             done = asyncio.ensure_future(finish())
-            self._keep(done)
+            self._orphans.keep(done)
             await asyncio.shield(done)
 
     async def _send(self, request: httpx.Request) -> tuple[httpx.Response, _Permit]:
@@ -296,7 +287,7 @@ class HttpTransport:
                     except asyncio.CancelledError:
                         abandoned = asyncio.ensure_future(sending.abandon(send))
                         permit.hand_to(abandoned)
-                        self._keep(abandoned)
+                        self._orphans.keep(abandoned)
                         raise
                     if response.status_code in RETRY_STATUSES:
                         try:
@@ -339,11 +330,7 @@ class HttpTransport:
         # Exchanges still closing in the background finish first (closing an answer takes
         # a moment; cancelled halfway it leaves its socket to the garbage collector), and
         # only those that are still waiting after a second are cancelled.
-        if self._orphans:
-            await asyncio.wait(list(self._orphans), timeout=ORPHANS_CLOSE_S)
-        for task in list(self._orphans):
-            task.cancel()
-        await asyncio.gather(*self._orphans, return_exceptions=True)
+        await self._orphans.aclose(ORPHANS_CLOSE_S)
         await self.client.aclose()
 
 

@@ -6,14 +6,14 @@ supports ``window.workDoneProgress``; otherwise does nothing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from types import TracebackType
-from typing import Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+
+from ..engine.closing import BackgroundTasks, shielded
 
 __all__ = ["Progress"]
 
@@ -21,7 +21,7 @@ log = logging.getLogger("lloom_lsp.server.progress")
 
 #: ``window/workDoneProgress/create`` requests whose weave was cancelled before the client
 #: answered: kept until the answer comes, so that it lands on a live future.
-_unanswered: set[asyncio.Future[Any]] = set()
+_unanswered = BackgroundTasks()
 
 
 class Progress:
@@ -55,14 +55,8 @@ class Progress:
             # Cancelled inside, pygls turned the cancellation into a JsonRpcException (which
             # the refusal handler below swallowed, so the cancelled weave went on), and the
             # client's answer later hit a cancelled future (pygls #621: InvalidStateError).
-            create = asyncio.ensure_future(self.server.work_done_progress.create_async(self.token))
             try:
-                await asyncio.shield(create)
-            except asyncio.CancelledError:
-                _unanswered.add(create)
-                create.add_done_callback(_unanswered.discard)
-                create.add_done_callback(lambda t: t.cancelled() or t.exception())
-                raise
+                await shielded(self.server.work_done_progress.create_async(self.token), _unanswered)
             except Exception as exc:  # a client may refuse; weaving goes on without
                 log.debug("progress token refused: %s", exc)
                 return self
