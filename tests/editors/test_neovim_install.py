@@ -1,7 +1,7 @@
-"""Installing the Neovim plugin from the repository, as the documented lazy.nvim and packer
-specs do: the plugin lives in editors/neovim of a checkout, so the spec appends that folder
-to 'runtimepath' and its build step puts the server in the checkout's .venv, where the
-plugin finds it by itself.
+"""Installing the Neovim plugin from a clone, as the documented lazy.nvim and packer specs do:
+the plugin lives in editors/neovim of the clone, so the spec appends that folder to
+'runtimepath', and the documented install step puts the server in the clone's .venv, where
+the plugin finds it by itself.
 
 The checkout here is a copy of the plugin in a temporary folder, with a .venv/bin/lloom-lsp
 that runs this repository's server.
