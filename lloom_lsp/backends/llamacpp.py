@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
+import attrs
 import httpx
 
 from ..engine.source import (
@@ -140,9 +141,29 @@ class LlamaCppBackend:
         return "evaluated"
 
     async def _evaluate(self, slot: int, story: str) -> None:
-        """Evaluate ``story`` into ``slot``'s cache (``n_predict: 0``), counted as usage."""
-        body = {"prompt": story, "n_predict": 0, "cache_prompt": True, "id_slot": slot}
-        _count_prompt(await self.http.post_json("/completion", body))
+        """Evaluate ``story`` into ``slot``'s cache (``n_predict: 0``), counted as usage.
+
+        Streamed, so the server says at once how many tokens it must evaluate
+        (``prompt_progress``), and a weave waiting for it can say so."""
+        body = {
+            "prompt": story,
+            "n_predict": 0,
+            "cache_prompt": True,
+            "id_slot": slot,
+            "stream": True,
+            "return_progress": True,
+            "timings_per_token": True,
+        }
+        url = self.http.url("/completion")
+        answer = _Answer()
+        try:
+            async with self.http.post_sse("/completion", body) as events:
+                async with closing(sse_data(events, url)) as stream:
+                    async for event in stream:
+                        if isinstance(event, Mapping):
+                            _note_progress(event, answer)
+        finally:
+            _count_prompt({"timings": answer.timings})
 
     async def _save(self, pool: SlotPool, slot: int, story: str) -> None:
         """Save ``slot``, which holds ``story``, for the other slots to copy."""
@@ -213,14 +234,14 @@ class LlamaCppBackend:
         url = self.http.url("/completion")
         async with await self._slot(prompt) as slot:
             body = completion_body(prompt, max_tokens, top_n, stream=True, slot=slot)
-            timings: dict[str, Any] = {}
+            answer = _Answer()
             try:
                 async with self.http.post_sse("/completion", body) as events:
-                    async with closing(release_steps(_chunks(events, url, timings), url)) as stream:
+                    async with closing(release_steps(_chunks(events, url, answer), url)) as stream:
                         async for step in stream:
                             yield step
             finally:
-                _count_prompt({"timings": timings})
+                _count_prompt({"timings": answer.timings})
 
     async def check(self) -> BackendInfo:
         health = await self.http.get_json("/health")
@@ -267,6 +288,7 @@ def completion_body(
     }
     if stream:
         body["timings_per_token"] = True  # prompt_n in every event, not only the last
+        body["return_progress"] = True  # the prompt tokens to evaluate, before the first token
     if slot is not None:
         body["id_slot"] = slot
     return body
@@ -282,13 +304,39 @@ def _count_prompt(answer: Any) -> None:
             usage.prompt_tokens += prompt_n
 
 
-async def _chunks(events: Any, url: str, timings: dict[str, Any]) -> AsyncIterator[Chunk]:
+@attrs.define
+class _Answer:
+    """What one streamed answer has said so far, besides its tokens."""
+
+    timings: dict[str, Any] = attrs.Factory(dict)
+    told: bool = False  # the weave was told how many prompt tokens this request evaluates
+
+
+def _note_progress(event: Mapping[str, Any], answer: _Answer) -> bool:
+    """Keep an event's ``timings``; tell the weave's usage how many prompt tokens the
+    server must evaluate, from the first ``prompt_progress`` of a request (``total`` less
+    ``cache``).  Whether the event was only progress, with no token."""
+    if isinstance(event.get("timings"), Mapping):
+        answer.timings.update(event["timings"])
+    progress = event.get("prompt_progress")
+    if not isinstance(progress, Mapping):
+        return False
+    if not answer.told:
+        answer.told = True
+        total, cache = progress.get("total"), progress.get("cache")
+        usage = current_usage.get()
+        if usage is not None and isinstance(total, int) and isinstance(cache, int):
+            usage.evaluating(total - cache)
+    return not event.get("completion_probabilities") and not event.get("stop")
+
+
+async def _chunks(events: Any, url: str, answer: _Answer) -> AsyncIterator[Chunk]:
     async with closing(sse_data(events, url)) as stream:
         async for event in stream:
             if not isinstance(event, Mapping):
                 raise BackendProtocolError(url, "expected a JSON object per event")
-            if isinstance(event.get("timings"), Mapping):
-                timings.update(event["timings"])
+            if _note_progress(event, answer):
+                continue  # prompt progress only
             entries = event.get("completion_probabilities") or ()
             if not entries and not event.get("stop"):
                 # A token without probabilities: the server ignored n_probs.

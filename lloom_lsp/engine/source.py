@@ -7,7 +7,7 @@ imports a backend.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextvars import ContextVar
 from typing import Protocol, runtime_checkable
 
@@ -107,6 +107,14 @@ class Usage:
     #: therefore never went out (engine/memory.py).
     reused_tokens: int = 0
     saved_requests: int = 0
+    #: Told the number of prompt tokens a request must evaluate before its first token,
+    #: where the backend knows it (llama-server's ``prompt_progress``), so a long wait can
+    #: say why ("evaluating the story (3,400 tokens)").
+    on_evaluate: Callable[[int], None] | None = attrs.field(default=None, eq=False, repr=False)
+
+    def evaluating(self, tokens: int) -> None:
+        if self.on_evaluate is not None and tokens > 0:
+            self.on_evaluate(tokens)
 
 
 #: The Usage of the weave a request belongs to.  The engine sets it for each weave; a backend

@@ -94,6 +94,10 @@ class _Running:
 #: of weaving, done, failed, cancelled; message the speed line (done) or the error (failed).
 STATUS_NOTIFICATION = "lloom/status"
 
+#: Prompt tokens a request must evaluate before the status says "evaluating the story (N
+#: tokens)": fewer take well under a second, and a beam is on its way.
+SAYS_EVALUATING = 256
+
 
 class WeaveService:
     def __init__(
@@ -295,7 +299,8 @@ class WeaveService:
         fresh: bool = False,
     ) -> WeaveResult | None:
         backend, limiter = self.backend(settings)
-        memory_key = (running.key[0], self._backend_key(settings))
+        uri = running.key[0]
+        memory_key = (uri, self._backend_key(settings))
         if fresh or not settings.weave.reuse:
             self._memories.pop(memory_key, None)  # weave anew means ask the model anew
         memory = self._memories.setdefault(memory_key, StepMemory())
@@ -308,7 +313,7 @@ class WeaveService:
         source = remembering(backend, memory) if settings.weave.reuse else backend
 
         def weave_of(text: str, root: Prompt | None = None) -> Weave:
-            return Weave(
+            weave = Weave(
                 source,
                 text,
                 settings.weave,
@@ -317,6 +322,12 @@ class WeaveService:
                 root=root,
                 fold=True,
             )
+            weave.usage.on_evaluate = evaluating
+            return weave
+
+        def evaluating(tokens: int) -> None:
+            if tokens >= SAYS_EVALUATING and not found:
+                self._status(uri, "weaving", f"evaluating the story ({tokens:,} tokens)")
 
         weave = weave_of(story, root)
         started = time.perf_counter()
@@ -332,7 +343,6 @@ class WeaveService:
             progress.report(f"{found} beams, {weave.stats.decoded_tokens / elapsed:.1f} tok/s")
             self._status(uri, "weaving", f"{min(found, wanted)} of {wanted} beams")
 
-        uri = running.key[0]
         self._status(uri, "weaving")  # a weave starts; a message after it is an update
         if limiter.locked():  # every permit of the backend taken: it waits for the others
             self._status(uri, "weaving", "waiting for a busy server")
@@ -390,8 +400,8 @@ class WeaveService:
     def _status(self, uri: str, state: str, message: str = "") -> None:
         """``lloom/status``: every weave's start and end, whichever request asked for it,
         for the editors' status lines (state, and the speed line or the error); while it
-        weaves, ``weaving`` again with what it is doing ("waiting for a busy server",
-        "3 of 25 beams")."""
+        weaves, ``weaving`` again with what it is doing ("evaluating the story (3,400
+        tokens)", "waiting for a busy server", "3 of 25 beams")."""
         try:
             if state == "failed":
                 self._failed.add(uri)

@@ -9,11 +9,14 @@ import socket
 import time
 from typing import Any
 
+import httpx
 import pytest
 from conftest import URI, end_of, lloom_options, open_doc, start
 from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient
+
+from lloom_lsp.server.weaving import SAYS_EVALUATING
 
 TEXT = "Once upon a time,"
 SPEED = re.compile(r"\d+ suggestions in \d+\.\d\d s @ \d+\.\d tok/s")
@@ -318,3 +321,35 @@ async def test_a_settings_change_clears_a_stale_failure_from_the_status(
         changed.clear()
         await asyncio.wait_for(changed.wait(), 5)
     assert statuses[-1] == ("done", "settings changed")
+
+
+async def test_a_long_cold_story_says_it_is_evaluating(
+    bare_client: LanguageClient, llama_server_url: str
+) -> None:
+    """A slow weave showed only "weaving…": nothing said it was evaluating a long story.
+    llama-server says how many prompt tokens a request must evaluate before its first
+    token (``prompt_progress``), and the status line says so."""
+    statuses: list[str] = []
+
+    @bare_client.feature("lloom/status")
+    def on_status(params: Any) -> None:
+        statuses.append(getattr(params, "message", ""))
+
+    story = "Once upon a time, the dog ran to the cat. " * 61  # a story no test wove
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(f"{llama_server_url}/tokenize", json={"content": story})
+    story_tokens = len(answer.json()["tokens"])
+    assert story_tokens > SAYS_EVALUATING
+
+    await start(bare_client, lloom_options(llama_server_url))
+    open_doc(bare_client, story)
+    result = await bare_client.text_document_completion_async(completion(end_of(story)))
+    assert result is not None and result.items
+    said = [m for m in statuses if m.startswith("evaluating")]
+    assert said, statuses
+    tokens = int(
+        re.fullmatch(r"evaluating the story \(([\d,]+) tokens\)", said[0])[1].replace(",", "")
+    )
+    # The whole story but what the slot already held ("Once upon a time," from other tests),
+    # and the start-of-text token.
+    assert story_tokens - 16 <= tokens <= story_tokens + 1
