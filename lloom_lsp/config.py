@@ -167,9 +167,18 @@ class WeaveSettings:
     )
     repeats: Repeats = _setting(
         "demote",
-        "A beam that mostly repeats the story (half its word 4-grams occur there): `demote` "
-        "ranks it below every other finished beam, `drop` removes it, `keep` leaves it.",
+        "A beam that mostly repeats the story (half its word 4-grams occur there), or the "
+        "words just after the cursor (see afterCursor): `demote` ranks it below every other "
+        "finished beam, `drop` removes it, `keep` leaves it.",
         enum=get_args(Repeats),
+    )
+    after_cursor: bool = _setting(
+        True,
+        "Read the text after the cursor (to its paragraph's end): a beam that repeats the "
+        "next words counts as a repeat (see repeats), and where the backend can score given "
+        "tokens (llama-server) the beams are also ranked by how probable the next words are "
+        "after them, one short request per beam. Off: the weave reads only the text before "
+        "the cursor.",
     )
     reuse: bool = _setting(
         True,

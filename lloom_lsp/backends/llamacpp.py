@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
@@ -60,6 +61,7 @@ class LlamaCppBackend:
         self._pool: SlotPool | None = None
         self._pool_known = False
         self._pool_lock = asyncio.Lock()
+        self._lead_ids: dict[str, tuple[int, ...]] = {}  # suffix_logprobs: text -> its tokens
 
     # -- slots --------------------------------------------------------------------------
 
@@ -242,6 +244,41 @@ class LlamaCppBackend:
                             yield step
             finally:
                 _count_prompt({"timings": answer.timings})
+
+    async def suffix_logprobs(
+        self, prompt: Prompt, text: str, max_tokens: int
+    ) -> tuple[float, ...] | None:
+        """The log-probability of each of the first ``max_tokens`` tokens of ``text`` after
+        ``prompt`` (engine/suffix.py): a greedy completion held to those token ids by a
+        grammar of ``<[id]>`` references, whose probabilities are the raw softmax.  On the
+        prompt's slot, so only the beam and these tokens are evaluated.  None where the
+        server fails or does not follow the grammar (a llama-server before token
+        references): the weave then ranks without it."""
+        try:
+            ids = self._lead_ids.get(text)
+            if ids is None:
+                answer = await self.http.post_json("/tokenize", {"content": text})
+                tokens = answer.get("tokens") if isinstance(answer, Mapping) else None
+                ids = tuple(t for t in tokens or () if isinstance(t, int))
+                if len(self._lead_ids) > 64:
+                    self._lead_ids.clear()
+                self._lead_ids[text] = ids
+            ids = ids[:max_tokens]
+            if not ids:
+                return None
+            async with await self._slot(prompt) as slot:
+                body = completion_body(prompt, len(ids), 1, stream=False, slot=slot)
+                body["grammar"] = "root ::= " + " ".join(f"<[{i}]>" for i in ids)
+                answer = await self.http.post_json("/completion", body)
+            _count_prompt(answer[0] if isinstance(answer, list) and answer else answer)
+            steps = parse_completion(answer, self.http.url("/completion")).steps
+        except BackendError as exc:
+            log.info("%s: no score for the text after the cursor (%s)", self.url, exc)
+            return None
+        if tuple(step.chosen.token_id for step in steps) != ids:
+            log.info("%s: the grammar of token ids was not followed; not scoring", self.url)
+            return None
+        return tuple(math.log(max(step.chosen.prob, 1e-45)) for step in steps)
 
     async def check(self) -> BackendInfo:
         health = await self.http.get_json("/health")

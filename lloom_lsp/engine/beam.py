@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from .prose import ends_naturally, near_duplicate_word, words
+from .prose import ends_naturally, near_duplicate_word, repeats_next, words
 from .source import Candidate
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "NOTE_CUT",
     "NOTE_MID_PHRASE",
     "NOTE_REPEATS",
+    "NOTE_REPEATS_NEXT",
     "rank_beams",
     "split_story",
 ]
@@ -40,6 +41,7 @@ REPEAT_NGRAM = 4
 #: Why a beam sits below beams scored higher than it (its ``note``); empty for the first tier.
 NOTE_MID_PHRASE = "stops mid-phrase"
 NOTE_REPEATS = "repeats the story"
+NOTE_REPEATS_NEXT = "repeats the next words"  # the text after the cursor: a story repeat's tier
 NOTE_CUT = "cut short"
 _TIERS = ("", NOTE_MID_PHRASE, NOTE_REPEATS, NOTE_CUT)
 
@@ -72,6 +74,10 @@ class Beam:
     repeats_story: bool = False  # it mostly repeats text already in the story
     #: near-duplicates folded into this beam: the word each has where it differs
     variants: tuple[str, ...] = ()
+    repeats_next: bool = False  # it repeats the text just after the cursor (engine/suffix.py)
+    #: log-probabilities of the next words' first tokens after it (engine/suffix.py); empty:
+    #: not scored (nothing follows the cursor, or the backend cannot score)
+    lead: tuple[float, ...] = ()
 
     @property
     def ends_naturally(self) -> bool:
@@ -85,6 +91,8 @@ class Beam:
             return NOTE_CUT
         if self.repeats_story:
             return NOTE_REPEATS
+        if self.repeats_next:
+            return NOTE_REPEATS_NEXT
         if not self.ends_naturally:
             return NOTE_MID_PHRASE
         return ""
@@ -92,22 +100,30 @@ class Beam:
     @property
     def tier(self) -> int:
         """0 for a beam nothing demoted, then one per note, worst last."""
-        return _TIERS.index(self.note)
+        note = self.note
+        return _TIERS.index(NOTE_REPEATS if note == NOTE_REPEATS_NEXT else note)
 
     @property
     def probs(self) -> tuple[float, ...]:
         return tuple(t.prob for t in self.tokens)
 
     def rank_value(self, rank: str) -> float:
+        """The beam's score under ``rank``; with a ``lead``, as if the beam went on into the
+        next words' tokens (the score of the beam and them together)."""
+        lead = self.lead
         if rank == "lloom":
-            return self.score
+            return self.score + sum(math.exp(x) for x in lead)
         if rank == "joint":
-            return self.joint
+            return self.joint * math.exp(sum(lead))
+        log_joint = math.log(max(self.joint, TINY_PROB)) + sum(lead)
+        length = len(self.tokens) + len(lead)
         if rank == "mean":
-            return self.mean_logprob
+            if not lead:
+                return self.mean_logprob
+            return (self.mean_logprob * len(self.tokens) + sum(lead)) / max(1, length)
         # "norm": the joint's log over length**0.7 (GNMT's length penalty, without its +5):
         # between joint, which favours the shortest beams, and mean, which ignores length.
-        return math.log(max(self.joint, TINY_PROB)) / max(1, len(self.tokens)) ** NORM_ALPHA
+        return log_joint / max(1, length) ** NORM_ALPHA
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -119,6 +135,8 @@ class Beam:
             "finish": self.finish,
             "paths": self.paths,
             "repeatsStory": self.repeats_story,
+            "repeatsNext": self.repeats_next,
+            "lead": list(self.lead),
             "note": self.note,
             "variants": list(self.variants),
             "tokens": [{"text": t.text, "prob": t.prob, "id": t.token_id} for t in self.tokens],
@@ -223,6 +241,7 @@ def rank_beams(
     repeats: str = "keep",
     limit: int | None = None,
     fold: bool = False,
+    after: str = "",
 ) -> list[Beam]:
     """Best first, at most ``limit`` of them: by tier (:attr:`Beam.note`: beams that end
     at a natural point, then those that stop mid-phrase, those that repeat the story, and
@@ -237,6 +256,8 @@ def rank_beams(
 
     ``repeats`` handles a beam that only repeats the ``story`` (see :func:`repeats_text`):
     ``keep`` it in rank order, ``demote`` it below every beam that does not, or ``drop`` it.
+    A beam that repeats ``after``, the text just after the cursor
+    (:func:`.prose.repeats_next`), is handled alike.
     """
     groups: dict[str, list[Beam]] = {}  # by the text inserted, which is what the writer sees
     for beam in beams:
@@ -246,8 +267,10 @@ def rank_beams(
     if repeats != "keep" and story:
         grams = _ngrams(story)
         merged = [attrs.evolve(b, repeats_story=repeats_text(b.text, grams)) for b in merged]
-        if repeats == "drop":
-            merged = [b for b in merged if not b.repeats_story]
+    if repeats != "keep" and after:
+        merged = [attrs.evolve(b, repeats_next=repeats_next(b.text, after)) for b in merged]
+    if repeats == "drop":
+        merged = [b for b in merged if not (b.repeats_story or b.repeats_next)]
     ranked = sorted(merged, key=lambda b: (b.tier, -b.rank_value(rank), b.text))
     ranked = _fold_near_duplicates(ranked) if fold else ranked
     return ranked if limit is None else ranked[: max(0, limit)]

@@ -13,20 +13,44 @@ Both are pure rules over a beam's text, used by :func:`.beam.rank_beams`:
   of the forest" and "…the middle of the ocean".  The better one stays in the list; the
   others become its ``variants`` (the word each one has in that place), so the list is
   not filled with one phrase in five spellings.
+* A beam **repeats the next words** when the text after the cursor already says it: it
+  begins with the words that follow the cursor ("the door" before "the door opened"); it
+  holds a pair of the next :data:`NEXT_PAIRS_FROM` words with a word of 4 letters or more in
+  it ("to the door of the house" before "toward the door", but not "of the" before "of the
+  night"); or at least half of its word 3-grams occur after the cursor.  Ranked as a repeat
+  of the story is.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
-__all__ = ["NEAR_SHARED_WORDS", "ends_naturally", "near_duplicate_word", "words"]
+__all__ = [
+    "NEAR_SHARED_WORDS",
+    "NEXT_NGRAM",
+    "ends_naturally",
+    "near_duplicate_word",
+    "repeats_next",
+    "words",
+]
 
 #: Words two beams must share (besides the one they differ in) to be near-duplicates:
 #: two one-word beams, or "a dog" and "a cat", are different suggestions.
 NEAR_SHARED_WORDS = 2
 
+#: Word n-grams a beam shares with the text after the cursor, to repeat it (shorter than the
+#: story's 4: the next words are a sentence or two, not a story).
+NEXT_NGRAM = 3
+#: A beam that begins with this many of the next words (all of it, when shorter) repeats them.
+NEXT_WORDS = 2
+#: The word pairs a beam must not hold come from this many of the next words.
+NEXT_PAIRS_FROM = 4
+
 _MARKS = ".,;:!?…"
 _CLOSERS = "\"')]}»*_\u201d\u2019"  # and the closing curly quotes
+#: What may open a word: quotes, brackets, dashes (the curly ones as escapes).
+_OPENING = "\"'([{\u201c\u2018\u00ab-\u2014\u2013"
 _OPENERS = {"“": "”", "«": "»", "(": ")"}
 
 
@@ -69,3 +93,32 @@ def near_duplicate_word(a: Sequence[str], b: Sequence[str]) -> int | None:
         return None
     differ = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
     return differ[0] if len(differ) == 1 else None
+
+
+def repeats_next(text: str, after: str) -> bool:
+    """Whether a beam's ``text`` repeats ``after``, the text just after the cursor (see the
+    module docstring).  Words compare without case and the punctuation around them."""
+    own, next_words = _bare_words(text), _bare_words(after)
+    if not own or not next_words:
+        return False
+    k = min(NEXT_WORDS, len(own))
+    if own[:k] == next_words[:k]:
+        return True
+    pairs = set(itertools.pairwise(own))
+    first = next_words[:NEXT_PAIRS_FROM]
+    if any(p in pairs and max(map(len, p)) >= 4 for p in itertools.pairwise(first)):
+        return True
+    if len(own) < NEXT_NGRAM:
+        return False
+    grams = _grams(own)
+    known = set(_grams(next_words))
+    return sum(gram in known for gram in grams) * 2 >= len(grams)
+
+
+def _bare_words(text: str) -> list[str]:
+    bare = (w.strip(_MARKS + _CLOSERS + _OPENING).lower() for w in text.split())
+    return [w for w in bare if w]
+
+
+def _grams(seq: list[str]) -> list[tuple[str, ...]]:
+    return [tuple(seq[i : i + NEXT_NGRAM]) for i in range(len(seq) - NEXT_NGRAM + 1)]

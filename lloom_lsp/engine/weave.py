@@ -48,6 +48,7 @@ from .source import (
     Usage,
     current_usage,
 )
+from .suffix import score_leads
 from .tree import ThreadTree
 
 __all__ = ["Frontier", "Weave", "WeaveResult", "WeaveStats", "weave"]
@@ -124,6 +125,10 @@ class Weave:
 
     ``fold``: near-duplicates in the result become ``variants`` of the best of them
     (:func:`.beam.rank_beams`); what a writer reads wants it, a test of the search not.
+
+    ``after``: the text after the cursor (:func:`.suffix.after_cursor`); with
+    ``afterCursor`` on, beams that repeat it are demoted and the finished beams are ranked
+    by how well they lead into it (:mod:`.suffix`).
     """
 
     def __init__(
@@ -136,6 +141,7 @@ class Weave:
         limiter: asyncio.Semaphore | None = None,
         root: Prompt | None = None,
         fold: bool = False,
+        after: str = "",
     ) -> None:
         self.source = source
         self.fold = fold
@@ -143,6 +149,7 @@ class Weave:
         #: (engine/memory.py: ``StepMemory.root_for``); else the story's own text.
         self.root = root
         self.settings = settings or WeaveSettings()
+        self.after = after if self.settings.after_cursor else ""
         self.prompt, self.held = split_story(story)
         self.tree = ThreadTree(self.prompt)
         self.stats = WeaveStats()
@@ -177,6 +184,8 @@ class Weave:
                 await BestFirstSearch(self).run(root)
             else:
                 await self._run_chain(root)
+            if self.after:
+                self._finished = await self._led(self._finished)
         finally:
             current_usage.reset(token)
             self.stats.elapsed = time.perf_counter() - self._started
@@ -198,6 +207,7 @@ class Weave:
                 repeats=self.settings.repeats,
                 limit=self.settings.max_suggestions,
                 fold=self.fold,
+                after=self.after,
             ),
             self.tree,
             self.stats,
@@ -294,6 +304,24 @@ class Weave:
             self._emitted.add(result.text)
             self._on_beam(result)
         return result
+
+    async def _led(self, finished: list[Beam]) -> list[Beam]:
+        """The finished beams, one per text, each with its lead into the text after the
+        cursor where the backend can score it (:func:`.suffix.score_leads`)."""
+        merged = rank_beams(finished, self.settings.rank)
+        return await score_leads(self.source, merged, self._beam_prompt, self.after, self.limiter)
+
+    def _beam_prompt(self, beam: Beam) -> Prompt:
+        """The prompt a finished beam continues: the story and the beam's token ids (its
+        text where a token has no id, or the tokens spell more than the beam kept)."""
+        ids = tuple(t.token_id for t in beam.tokens if t.token_id is not None)
+        whole = len(ids) == len(beam.tokens) and "".join(t.text for t in beam.tokens) == beam.text
+        data = beam.text.encode()
+        if not whole:
+            return Prompt(self.prompt + beam.text)
+        if self.root is not None:
+            return Prompt(self.root.text, (*self.root.token_ids, *ids), self.root.tail + data)
+        return Prompt(self.prompt, ids, data)
 
     def _limit_reached(self) -> bool:
         if len(self._finished) + len(self.frontier) >= self.settings.max_suggestions:
@@ -443,7 +471,10 @@ async def weave(
     limiter: asyncio.Semaphore | None = None,
     on_beam: Callable[[Beam], None] | None = None,
     fold: bool = False,
+    after: str = "",
 ) -> WeaveResult:
     """Weave ``story`` once; see :class:`Weave`."""
-    weave_ = Weave(source, story, settings, concurrency=concurrency, limiter=limiter, fold=fold)
+    weave_ = Weave(
+        source, story, settings, concurrency=concurrency, limiter=limiter, fold=fold, after=after
+    )
     return await weave_.run(on_beam)
