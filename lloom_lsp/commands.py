@@ -10,7 +10,17 @@ from typing import Any
 
 import attrs
 
-from .backends import BackendAuthError, BackendError, BackendUnavailable, create_backend
+from .backends import (
+    BackendAuthError,
+    BackendBusy,
+    BackendContextError,
+    BackendError,
+    BackendGatewayError,
+    BackendHTTPError,
+    BackendProtocolError,
+    BackendUnavailable,
+    create_backend,
+)
 from .config import Settings
 from .engine import Weave
 from .engine.render import render, tree_view
@@ -72,6 +82,8 @@ async def check_command(settings: Settings, as_json: bool) -> int:
         info = await backend.check()
         notes = [*await _context_notes(backend, settings), *info.notes]
     except BackendError as exc:
+        if as_json:  # for editors' health checks, which should not read English
+            print(json.dumps({"error": {"kind": error_kind(exc), "message": str(exc)}}))
         return _fail(str(exc))
     finally:
         await backend.aclose()
@@ -87,6 +99,22 @@ async def check_command(settings: Settings, as_json: bool) -> int:
         for note in notes:
             print(f"note:          {note}")
     return 0 if info.probabilities else 1
+
+
+def error_kind(exc: BackendError) -> str:
+    """One word for what went wrong, for ``check --json``: ``busy`` (connected, no answer
+    in time: running, not down), ``unreachable``, ``gateway`` (a proxy's 502/504), ``auth``,
+    ``context``, ``http`` (another error status) or ``protocol`` (an answer we cannot use)."""
+    kinds: tuple[tuple[type[BackendError], str], ...] = (
+        (BackendBusy, "busy"),
+        (BackendGatewayError, "gateway"),
+        (BackendUnavailable, "unreachable"),
+        (BackendAuthError, "auth"),
+        (BackendContextError, "context"),
+        (BackendHTTPError, "http"),
+        (BackendProtocolError, "protocol"),
+    )
+    return next((kind for cls, kind in kinds if isinstance(exc, cls)), "error")
 
 
 async def _context_notes(backend: Any, settings: Settings) -> list[str]:

@@ -14,6 +14,7 @@ from .base import Backend, BackendInfo
 from .detect import DetectingBackend, backend_for
 from .errors import (
     BackendAuthError,
+    BackendBusy,
     BackendContextError,
     BackendError,
     BackendGatewayError,
@@ -32,6 +33,7 @@ from .streaming import stream_steps
 __all__ = [
     "Backend",
     "BackendAuthError",
+    "BackendBusy",
     "BackendContextError",
     "BackendError",
     "BackendGatewayError",

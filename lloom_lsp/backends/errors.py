@@ -4,6 +4,7 @@
 
     BackendError                  every failure talking to a backend; names the URL
     ├── BackendUnavailable        refused connection, DNS failure, timeout
+    │   └── BackendBusy           connected, but no answer in time: running, not down
     ├── BackendHTTPError          a non-2xx answer (status and body kept)
     │   ├── BackendAuthError      401/403: API key missing or wrong
     │   ├── BackendContextError   the prompt is longer than the server's context
@@ -23,6 +24,7 @@ import re
 
 __all__ = [
     "BackendAuthError",
+    "BackendBusy",
     "BackendContextError",
     "BackendError",
     "BackendGatewayError",
@@ -43,6 +45,11 @@ class BackendError(Exception):
 
 class BackendUnavailable(BackendError):
     """Nothing answered at the URL (refused, unreachable, or timed out)."""
+
+
+class BackendBusy(BackendUnavailable):
+    """The server took the connection but did not answer in time: it is running, busy
+    evaluating a long story, weaving for another client, or loading its model."""
 
 
 class BackendHTTPError(BackendError):

@@ -17,6 +17,7 @@ from httpx_sse import EventSource, ServerSentEvent, SSEError
 from ..engine.closing import BackgroundTasks, shielded
 from .deadline import within
 from .errors import (
+    BackendBusy,
     BackendError,
     BackendProtocolError,
     BackendUnavailable,
@@ -73,6 +74,8 @@ def translate_errors(url: str) -> Iterator[None]:
             "the server was not asked (lower lloom.backend.concurrency or raise "
             "lloom.backend.timeoutSeconds)",
         ) from exc
+    except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
+        raise BackendBusy(url, f"timed out ({type(exc).__name__})") from exc
     except httpx.TimeoutException as exc:
         raise BackendUnavailable(url, f"timed out ({type(exc).__name__})") from exc
     except httpx.HTTPStatusError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,21 @@ def test_check_of_the_managed_flags_says_the_context_and_nothing_of_copies(
     assert done.returncode == 0, done.stderr
     notes = [line for line in done.stdout.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and "4096 tokens a request" in notes[0], done.stdout
+
+
+def test_check_json_says_what_kind_of_failure() -> None:
+    """Editors' health checks read ``error.kind``, not English: a server that takes the
+    connection and answers nothing in time is busy; a closed port is unreachable."""
+    with socket.socket() as busy, socket.socket() as closed:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(8)  # takes connections, never answers
+        closed.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+        kinds = {}
+        for name, sock in (("busy", busy), ("closed", closed)):
+            url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            result = _check("--url", url, "--timeout-seconds", "1", "--json")
+            assert result.returncode == 1
+            error = json.loads(result.stdout)["error"]
+            assert url in error["message"]
+            kinds[name] = error["kind"]
+    assert kinds == {"busy": "busy", "closed": "unreachable"}

@@ -154,7 +154,13 @@ local function check_server(report)
   local check_code, output = run(check)
   local json = output:match('{.*}')
   local ok, info = pcall(vim.fn.json_decode, json or '')
-  if check_code == 0 and ok and type(info) == 'table' then
+  if not ok or type(info) ~= 'table' then
+    info = {}
+  end
+  -- `check --json` says what went wrong as one word (error.kind), the message beside it
+  local failure = type(info.error) == 'table' and info.error or nil
+  local message = failure and failure.message or output
+  if check_code == 0 and not failure and next(info) then
     report.ok(
       string.format(
         'backend %s answers (%s%s) with token probabilities',
@@ -163,11 +169,11 @@ local function check_server(report)
         (info.model and info.model ~= '') and (', model ' .. info.model) or ''
       )
     )
-  elseif ok and type(info) == 'table' then
+  elseif not failure and next(info) then
     report.error(string.format('backend %s cannot weave: it gives no token probabilities', url), {
       'Use llama-server, or an OpenAI-compatible server that returns logprobs',
     })
-  elseif output:find('timed out', 1, true) and not output:find('ConnectTimeout', 1, true) then
+  elseif failure and failure.kind == 'busy' then
     -- connected, then no answer in time: llama-server evaluating a long story, weaving
     -- for another client, or loading its model answers late, but it is running
     report.warn(
@@ -176,7 +182,7 @@ local function check_server(report)
           .. 'within %s s (%s)',
         url,
         HEALTH_TIMEOUT_S,
-        output:match('%(([%w]+Timeout)%)') or 'timeout'
+        message
       ),
       {
         'It may be weaving, evaluating a long story or loading its model: run '
@@ -184,15 +190,24 @@ local function check_server(report)
         'If every request is this slow, raise settings.lloom.backend.timeoutSeconds',
       }
     )
-  elseif output:find('cannot connect', 1, true) or output:find('ConnectTimeout', 1, true) then
+  elseif failure and failure.kind == 'unreachable' then
     local why = 'backend %s does not answer: nothing takes the connection (%s)'
-    report.warn(string.format(why, url, output), {
+    report.warn(string.format(why, url, message), {
       'Start llama-server (llama-server -m model.gguf --port 8080)',
       'or set settings.lloom.backend.url in setup()',
     })
+  elseif failure and failure.kind == 'gateway' then
+    local why = 'backend %s: a proxy answers, the server behind it does not (%s)'
+    report.warn(string.format(why, url, message), {
+      'Is llama-server running behind the proxy, and does the proxy wait long enough?',
+    })
+  elseif failure and failure.kind == 'auth' then
+    report.error(string.format('backend %s refused the API key: %s', url, message), {
+      'Set the variable named by settings.lloom.backend.apiKeyEnv where Neovim starts',
+    })
   else
     local why = 'backend %s does not answer as llama-server would: %s'
-    report.warn(string.format(why, url, output), {
+    report.warn(string.format(why, url, message), {
       'Is a proxy in between, or another server on that port?',
       'or set settings.lloom.backend.url in setup()',
     })
