@@ -92,6 +92,7 @@ class _Running:
 
 #: Server to client, at every weave's start and end: ``{uri, state, message}``, state one
 #: of weaving, done, failed, cancelled; message the speed line (done) or the error (failed).
+#: ``idle`` ("settings changed") drops a failure the new settings may have fixed: no weave.
 STATUS_NOTIFICATION = "lloom/status"
 
 #: Prompt tokens a request must evaluate before the status says "evaluating the story (N
@@ -159,7 +160,7 @@ class WeaveService:
         llama-server running, an ``auto`` backend detected, and the cache warm."""
         for uri in sorted(self._failed):
             # the failure may be fixed (a wrong URL, a missing model): no longer news
-            self._status(uri, "done", "settings changed")
+            self._status(uri, "idle", "settings changed")
         current = hash((settings.backend, settings.weave))
         for running in list(self._running.values()):
             if running.key[2] != current and not running.task.done():

@@ -320,7 +320,7 @@ async def test_a_settings_change_clears_a_stale_failure_from_the_status(
     while statuses[-1][0] == "failed":
         changed.clear()
         await asyncio.wait_for(changed.wait(), 5)
-    assert statuses[-1] == ("done", "settings changed")
+    assert statuses[-1] == ("idle", "settings changed")
 
 
 async def test_a_long_cold_story_says_it_is_evaluating(

@@ -42,6 +42,18 @@ describe('StatusModel', () => {
     assert.match(model.view().tooltip, /Last weave: 4 suggestions/);
   });
 
+  it("drops a stale failure on the server's idle, and leaves a running weave running", () => {
+    const model = running();
+    model.onWeave({ uri: A, state: 'weaving', message: '' });
+    model.onWeave({ uri: A, state: 'failed', message: 'cannot connect' });
+    assert.equal(model.view().background, 'warning');
+    model.onWeave({ uri: B, state: 'weaving', message: '' });
+    model.onWeave({ uri: A, state: 'idle', message: 'settings changed' });
+    assert.equal(model.view().background, undefined);
+    assert.doesNotMatch(model.view().tooltip, /failed/);
+    assert.ok(model.isWeaving, "B's weave still runs");
+  });
+
   it('keeps weaving until every weave has ended', () => {
     const model = running();
     model.onWeave({ uri: A, state: 'weaving', message: '' });

@@ -250,8 +250,9 @@ function M.toggle()
 end
 
 --- The statusline state of a buffer: `{ state, message, last_weave, client_id }`,
---- where state is 'off' (no lloom client), 'starting', 'idle' (no weave yet), or the
---- last `lloom/status`: 'weaving', 'done', 'failed' or 'cancelled'.
+--- where state is 'off' (no lloom client), 'starting', 'idle' (no weave yet, or the
+--- settings changed since a failure), or the last `lloom/status`: 'weaving', 'done',
+--- 'failed' or 'cancelled'.
 function M.state(bufnr)
   bufnr = (bufnr == nil or bufnr == 0) and api.nvim_get_current_buf() or bufnr
   local client = client_mod.get(bufnr)

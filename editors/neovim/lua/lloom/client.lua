@@ -115,7 +115,7 @@ local function inline_completion()
 end
 M.inline_completion = inline_completion
 
---- `lloom/status` params `{ uri, state = weaving|done|failed|cancelled, message }`: kept
+--- `lloom/status` params `{ uri, state = weaving|done|failed|cancelled|idle, message }`: kept
 --- per document for require('lloom').status(), then told to the statusline and to
 --- `User LLooMStatus` autocommands.  `weaving` comes at a weave's start and again with
 --- what it is doing ("3 of 12 beams", "waiting for a busy server").
@@ -131,8 +131,8 @@ function M.on_status(_, params, ctx)
   }
   local previous = state.status[params.uri or '']
   state.status[params.uri or ''] = entry
-  -- a `done` that ends a weave carries its speed line; one that comes alone clears a
-  -- failure (the server's "settings changed"), and is no weave
+  -- a `done` that ends a weave carries its speed line; `idle` ("settings changed") clears
+  -- a failure the new settings may have fixed, and is no weave
   local ends_weave = previous ~= nil and previous.state == 'weaving'
   if entry.state == 'done' and ends_weave and entry.message ~= '' and entry.client_id then
     state.last_weave[entry.client_id] = entry.message

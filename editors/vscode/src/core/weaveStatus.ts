@@ -11,7 +11,8 @@
 
 export const STATUS_NOTIFICATION = 'lloom/status';
 
-export type WeaveState = 'weaving' | 'progress' | 'done' | 'failed' | 'cancelled';
+/** `idle`: no weave runs or ended; the server dropped a failure the settings may have fixed. */
+export type WeaveState = 'weaving' | 'progress' | 'done' | 'failed' | 'cancelled' | 'idle';
 
 export interface WeaveStatus {
   uri: string;
@@ -22,7 +23,7 @@ export interface WeaveStatus {
 
 export type ServerState = 'stopped' | 'starting' | 'ready' | 'error';
 
-const STATES: readonly string[] = ['weaving', 'progress', 'done', 'failed', 'cancelled'];
+const STATES: readonly string[] = ['weaving', 'progress', 'done', 'failed', 'cancelled', 'idle'];
 
 /** The notification's params, or undefined when they are not a status. */
 export function parseWeaveStatus(raw: unknown): WeaveStatus | undefined {
@@ -66,6 +67,10 @@ export class StatusModel {
   }
 
   onWeave(status: WeaveStatus): void {
+    if (status.state === 'idle') {
+      this.failure = ''; // "settings changed": the next weave tells whether it still fails
+      return;
+    }
     const count = this.running.get(status.uri) ?? 0;
     // An update of a weave that runs: a server may send it as `progress`, or as another
     // `weaving` with a message (counting that as a new weave would spin forever).
