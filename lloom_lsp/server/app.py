@@ -27,6 +27,7 @@ from .. import __version__
 from ..config import Settings
 from .documents import DocumentsProtocol
 from .settings import SettingsStore
+from .spans import WovenSpans
 from .weaving import WeaveService
 
 __all__ = ["LloomProtocol", "LloomServer", "LspLogHandler"]
@@ -257,6 +258,11 @@ class LloomServer(LanguageServer):
         self.store = SettingsStore(self.show_error, self.show_warning)
         self.weaver = WeaveService(self)
         self.weaver.windows.warn = self.show_warning  # a memory block or file unread
+        #: The woven tokens of every document (:mod:`.spans`).
+        self.spans = WovenSpans()
+        #: The documents whose last ``lloom/spans`` was not empty, so an empty one is owed
+        #: once their spans are gone or the shading is turned off (:mod:`.features.shading`).
+        self.shaded: set[str] = set()
 
     @property
     def exit_code(self) -> int:

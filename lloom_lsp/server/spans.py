@@ -12,13 +12,13 @@ inserted from a beam, with its probability and what the model offered at that po
   them all.  A whole-document change is turned into the one range it changed (the common
   start and end of the old and new text are kept).
 * Read by hover (the token and its alternatives) and by the "Branch here" code action.
+* One store per server: ``LloomServer.spans``.
 
 Positions are kept as ``(line, character)`` pairs so that they compare in document order.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 
 import attrs
@@ -28,7 +28,7 @@ from pygls.workspace import TextDocument
 from .convert import position_after
 from .woven import Alternative, WovenToken
 
-__all__ = ["TokenSpan", "WovenSpans", "woven_spans"]
+__all__ = ["TokenSpan", "WovenSpans"]
 
 Point = tuple[int, int]
 
@@ -246,14 +246,3 @@ def _point(position: types.Position) -> Point:
 
 def _position(point: Point) -> types.Position:
     return types.Position(point[0], point[1])
-
-
-_REGISTRY: weakref.WeakKeyDictionary[object, WovenSpans] = weakref.WeakKeyDictionary()
-
-
-def woven_spans(server: object) -> WovenSpans:
-    """The woven spans of ``server``'s documents (one store per server)."""
-    store = _REGISTRY.get(server)
-    if store is None:
-        store = _REGISTRY[server] = WovenSpans()
-    return store

@@ -37,7 +37,7 @@ from ..convert import (
     to_lsp_code_actions,
 )
 from ..documents import lsp_document
-from ..spans import TokenSpan, woven_spans
+from ..spans import TokenSpan
 from ..woven import Alternative, branch_tokens
 
 #: Alternatives offered as "Branch here" actions at one token, at most.
@@ -84,7 +84,7 @@ def register(server: LloomServer) -> None:
 async def _branches(ls: LloomServer, uri: str, position: types.Position) -> list[types.CodeAction]:
     """ "Branch here" at the woven token under the cursor, one per alternative: woven now,
     or (a client that resolves edits) when the writer picks one."""
-    spans = woven_spans(ls)
+    spans = ls.spans
     span = spans.near(uri, position)
     doc = ls.document(uri)
     if span is None or doc is None:
@@ -114,7 +114,7 @@ async def _branch(
 ) -> types.CodeAction | None:
     """The "Branch here" action for ``alternative`` at ``span``, woven onward, with its
     edit; None where the alternative heals to nothing."""
-    spans = woven_spans(ls)
+    spans = ls.spans
     doc = ls.document(uri)
     if doc is None:
         return None
@@ -163,7 +163,7 @@ async def resolve_branch(ls: LloomServer, action: types.CodeAction) -> types.Cod
     doc = ls.document(uri)
     if doc is None or doc.version != version:
         raise JsonRpcInvalidRequest("Branch here: the document changed since; ask again")
-    span = woven_spans(ls).at(uri, types.Position(*at))
+    span = ls.spans.at(uri, types.Position(*at))
     if span is None or span.start != at or not 0 <= index < len(span.alternatives):
         raise JsonRpcInvalidRequest("Branch here: that token is no longer woven; ask again")
     resolved = await _branch(ls, uri, span, span.alternatives[index])

@@ -34,7 +34,6 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from ..app import LloomServer
 from ..context import show_context
 from ..convert import to_lsp_weave_result
-from ..spans import woven_spans
 from ..weaving import speed_line
 from ..woven import woven_tokens
 from .weave_at import Woven, weave_at
@@ -87,7 +86,7 @@ def register(server: LloomServer) -> None:
         )
         # The woven text remembers its tokens (hover, "Branch here"), once the editor's
         # change has inserted it: the beams are found in the weaves cached for this spot.
-        spans = woven_spans(ls)
+        spans = ls.spans
         spans.expect(
             doc,
             position,

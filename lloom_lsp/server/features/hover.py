@@ -8,13 +8,12 @@ from lsprotocol import types
 
 from ..app import LloomServer
 from ..convert import to_lsp_token_hover
-from ..spans import woven_spans
 
 
 def register(server: LloomServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     def hover(ls: LloomServer, params: types.HoverParams) -> types.Hover | None:
-        span = woven_spans(ls).at(params.text_document.uri, params.position)
+        span = ls.spans.at(params.text_document.uri, params.position)
         if span is None:
             return None
         return to_lsp_token_hover(span, markdown=_takes_markdown(ls))

@@ -7,7 +7,6 @@ import logging
 from lsprotocol import types
 
 from ..app import LloomServer
-from ..spans import woven_spans
 from . import shading
 
 log = logging.getLogger("lloom_lsp.server.lifecycle")
@@ -35,7 +34,7 @@ def register(server: LloomServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: LloomServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.weaver.forget(params.text_document.uri)
-        woven_spans(ls).closed(params.text_document.uri)
+        ls.spans.closed(params.text_document.uri)
         shading.forget(ls, params.text_document.uri)
 
     @server.feature(types.SHUTDOWN)

@@ -14,25 +14,16 @@ probable each was, so the editor can shade them (``lloom.woven.shading``).
 from __future__ import annotations
 
 import logging
-import weakref
 from typing import Any
 
 from ..app import LloomServer
-from ..spans import TokenSpan, woven_spans
+from ..spans import TokenSpan
 
 __all__ = ["SPANS_NOTIFICATION", "publish_spans", "register", "spans_message"]
 
 log = logging.getLogger("lloom_lsp.server.shading")
 
 SPANS_NOTIFICATION = "lloom/spans"
-
-#: Per server, the documents whose last ``lloom/spans`` was not empty (so an empty one is
-#: owed once their spans are gone or the shading is turned off).
-_SHOWN: weakref.WeakKeyDictionary[object, set[str]] = weakref.WeakKeyDictionary()
-
-
-def _shown(ls: LloomServer) -> set[str]:
-    return _SHOWN.setdefault(ls, set())
 
 
 def spans_message(uri: str, version: int | None, spans: list[TokenSpan]) -> dict[str, Any]:
@@ -61,8 +52,8 @@ async def publish_spans(ls: LloomServer, uri: str) -> None:
     doc = ls.document(uri)  # read after the await: the spans follow the document's changes
     if doc is None:
         return
-    shown = _shown(ls)
-    spans = woven_spans(ls).spans(uri) if settings.woven.shading else []
+    shown = ls.shaded
+    spans = ls.spans.spans(uri) if settings.woven.shading else []
     if not spans and uri not in shown:
         return  # nothing shaded, nothing to clear
     try:
@@ -78,14 +69,14 @@ async def publish_spans(ls: LloomServer, uri: str) -> None:
 
 async def publish_all(ls: LloomServer) -> None:
     """After a configuration change: every open document that has spans or shows some."""
-    uris = {uri for uri in ls.workspace.text_documents if woven_spans(ls).spans(uri)}
-    for uri in sorted(uris | _shown(ls)):
+    uris = {uri for uri in ls.workspace.text_documents if ls.spans.spans(uri)}
+    for uri in sorted(uris | ls.shaded):
         await publish_spans(ls, uri)
 
 
 def forget(ls: LloomServer, uri: str) -> None:
     """The document closed: the editor drops its shading itself."""
-    _shown(ls).discard(uri)
+    ls.shaded.discard(uri)
 
 
 def register(server: LloomServer) -> None:
@@ -96,4 +87,4 @@ def register(server: LloomServer) -> None:
         doc = ls.document(args[0])
         if doc is None:
             return {"error": f"document not open: {args[0]}"}
-        return spans_message(doc.uri, doc.version, woven_spans(ls).spans(doc.uri))
+        return spans_message(doc.uri, doc.version, ls.spans.spans(doc.uri))

@@ -22,7 +22,6 @@ from ...config import Settings
 from ...engine import WeaveResult
 from ..app import LloomServer
 from ..convert import change_end, end_of_document, position_after
-from ..spans import woven_spans
 from ..woven import woven_tokens
 from .shading import publish_spans
 
@@ -30,7 +29,7 @@ from .shading import publish_spans
 def register(server: LloomServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     async def did_open(ls: LloomServer, params: types.DidOpenTextDocumentParams) -> None:
-        woven_spans(ls).closed(params.text_document.uri)  # opened anew: nothing woven yet
+        ls.spans.closed(params.text_document.uri)  # opened anew: nothing woven yet
         doc = ls.document(params.text_document.uri)
         if doc is not None:
             await _warm_soon(ls, doc, end_of_document(doc))
@@ -41,7 +40,7 @@ def register(server: LloomServer) -> None:
         if doc is None or not params.content_changes:
             return
         # before any await: a hover or code action that follows sees the spans moved
-        spans = woven_spans(ls)
+        spans = ls.spans
         before = spans.spans(doc.uri)
         accepted = spans.changed(doc, params.content_changes)
         await _warm_soon(ls, doc, change_end(doc, params.content_changes[-1]))
@@ -87,7 +86,7 @@ async def _remember_woven(
         fragment = text[:k]
         tokens = woven_tokens(text[k:], _cached_after(ls, doc, start, fragment, settings))
         if tokens:
-            woven_spans(ls).inserted(doc, position_after(doc, start, fragment), text[k:], tokens)
+            ls.spans.inserted(doc, position_after(doc, start, fragment), text[k:], tokens)
             return
 
 
