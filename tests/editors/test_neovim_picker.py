@@ -166,6 +166,7 @@ wait(10000, function()
 end, 'the woven spans')
 local start = spans[1].range.start
 vim.api.nvim_win_set_cursor(0, { start.line + 1, start.character })
+R.markdown_raw = vim.fn.has('nvim-0.8') == 0  -- 0.7 shows code spans and bold as typed
 local map = vim.fn.maparg('K', 'n', false, true)
 R.map = { buffer = map.buffer, desc = map.desc }
 local params = vim.lsp.util.make_position_params(0, require('lloom').client().offset_encoding)
@@ -199,7 +200,9 @@ end, 'the hover window')
     assert hover, "no hover on the woven token"
     first_words = hover.split("\n")[0].split()[:2]
     shown = "\n".join(result["shown"])
-    assert all(word.strip("`*") in shown for word in first_words), (hover, shown)
+    assert all(word.strip("`*“”") in shown for word in first_words), (hover, shown)
+    if result["markdown_raw"]:  # so the plugin asks 0.7's hover for plain text
+        assert "`" not in shown and "**" not in shown, shown
 
 
 def test_k_stays_the_users_own(tmp_path: Path, story: Path, llama_server_url: str) -> None:

@@ -255,6 +255,14 @@ function M.lsp_config(options, root)
   -- asks clients that do.
   capabilities.workspace = capabilities.workspace or {}
   capabilities.workspace.configuration = true
+  if vim.fn.has('nvim-0.8') == 0 then
+    -- 0.7's hover float shows Markdown's code spans and bold raw (`word`, **0.350**):
+    -- ask for plain text, which the server writes to be read as it is
+    local text_document = capabilities.textDocument or {}
+    capabilities.textDocument = text_document
+    text_document.hover = text_document.hover or {}
+    text_document.hover.contentFormat = { 'plaintext' }
+  end
   return {
     name = M.name,
     cmd = options.cmd,
