@@ -762,7 +762,8 @@ def fresh_buggy(backend: RecordingBackend) -> Iterator[LspProcess]:
 
 
 def _status_violation(message: dict[str, Any]) -> str | None:
-    """Why a ``lloom/status`` notification is not what the README documents (None: it is)."""
+    """Why a ``lloom/status`` notification is not what docs/protocol.md documents (None: it
+    is)."""
     params = message.get("params")
     if "id" in message or not isinstance(params, dict):
         return f"lloom/status must be a notification with params: {json.dumps(message)[:300]}"
@@ -771,6 +772,7 @@ def _status_violation(message: dict[str, Any]) -> str | None:
         "done",
         "failed",
         "cancelled",
+        "idle",
     }:
         return f"a malformed lloom/status: {json.dumps(message)[:300]}"
     if not isinstance(params["uri"], str) or not isinstance(params["message"], str):
