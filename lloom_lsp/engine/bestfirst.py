@@ -87,16 +87,27 @@ class BestFirstSearch:
         if reason in NATURAL and result.text.strip():
             self._texts.add(result.text)
 
-    def _take(self) -> OpenBeam | None:
+    def _take(self, in_flight: int = 0) -> OpenBeam | None:
         """Pop queued beams in order (``_priority``): an ended one finishes at once (no
         request); the first open prefix is returned to grow.  None: nothing open left that
-        may grow."""
+        may grow, or no need to grow one now.
+
+        ``in_flight`` chains are growing: each ends in a suggestion of its own, so once they
+        and the texts already ended make ``maxSuggestions``, no chain is started beside
+        them.  Started anyway, it would be cut when they finish (its tokens decoded for
+        nothing), and it would slow them down: on a busy server the last chains of a weave
+        are its wall.  Should one of them end in a text already had, the prefix left on the
+        queue grows then."""
         while self._queue and not self.enough:
-            _, _, beam, end = heapq.heappop(self._queue)
+            _, _, beam, end = self._queue[0]
+            if end is None and self._started < self.budget:
+                if len(self._texts) + in_flight >= self.wanted:
+                    return None
+                heapq.heappop(self._queue)
+                return beam
+            heapq.heappop(self._queue)
             if end is not None:
                 self._finish(beam, end)
-            elif self._started < self.budget:
-                return beam
             # budget spent: open prefixes are dropped, ended beams still come, in order
         return None
 
@@ -106,7 +117,7 @@ class BestFirstSearch:
         concurrency = max(1, self.weave.concurrency)
         try:
             while not self.enough:
-                while len(tasks) < concurrency and (beam := self._take()) is not None:
+                while len(tasks) < concurrency and (beam := self._take(len(tasks))) is not None:
                     self.weave.frontier.add(beam)  # growing now
                     self._started += 1
                     tasks.add(asyncio.ensure_future(self._extend(beam)))

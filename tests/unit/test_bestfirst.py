@@ -159,3 +159,33 @@ async def test_a_spent_budget_still_hands_back_the_ended_beams_in_joint_order() 
     # the one chain's end, then its queued alternatives, most probable first, up to 5
     assert natural[:2] == [" red green", " red grey"]
     assert len(natural) == 5
+
+
+async def test_no_chain_starts_beside_chains_in_flight_that_make_max_suggestions() -> None:
+    # Each chain ends in a suggestion of its own: with 2 wanted and 2 in flight, a third
+    # would only be cut (its tokens decoded for nothing) and slow the two down.
+    source = StreamingSource(WORDS, fixed([(1, 0.4), (2, 0.35), (3, 0.25)]), step_delay=0.01)
+    result = await weave(
+        source,
+        "A",
+        settings(auto_stop=False, max_depth=4, max_suggestions=2, max_requests=10),
+        concurrency=4,
+    )
+    assert [b.finish for b in result.beams] == ["depth", "depth"]
+    assert source.requests == [((), 4), ((2,), 3)]  # the greedy chain, then the best other
+    assert source.streamed == [4, 3]  # each to its own end: nothing started only to be cut
+
+
+async def test_a_chain_in_flight_that_repeats_a_text_lets_the_next_prefix_grow() -> None:
+    # " re" + "d" spells " red": the chain in flight ends in a text already had, so the
+    # search takes the next prefix after all, and still hands back 3 distinct texts.
+    table = {(): [(1, 0.5), (4, 0.3), (2, 0.2)], (4,): [(5, 1.0)]}
+    source = StreamingSource(WORDS, lambda ids: table.get(ids, [(7, 0.9), (6, 0.1)]))
+    result = await weave(
+        source,
+        "A",
+        settings(auto_stop=False, max_depth=2, max_suggestions=3, max_requests=10, cutoff=0.05),
+        concurrency=4,
+    )
+    texts = [b.text for b in result.beams if b.finish != "cut"]
+    assert len(texts) == len(set(texts)) == 3
