@@ -4,15 +4,16 @@ cancellation and UTF-8."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import attrs
 import httpx
 import pytest
 
-from lloom_lsp.backends import LlamaCppBackend
+from lloom_lsp.backends import LlamaCppBackend, llamacpp
 from lloom_lsp.config import WeaveSettings
-from lloom_lsp.engine import Continuation, Prompt, weave
+from lloom_lsp.engine import Continuation, Prompt, split_story, weave
 
 PROMPTS = ["Once upon a time,", "The old man", "She opened the door and", "The cat sat"]
 
@@ -162,3 +163,40 @@ async def test_beams_start_where_the_story_ends(backend: LlamaCppBackend) -> Non
     for beam in result.beams:
         if beam.text.startswith(" "):
             assert beam.insert_text == beam.text[1:]
+
+
+async def test_a_long_story_goes_as_token_ids_and_weaves_the_same(
+    llama_server_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # llama-server tokenises a prompt's text on every request; a long story is tokenised
+    # once and sent as ids after that: the same tokens, so the same cache and beams.
+    story = " ".join(
+        ["The keeper climbed the stairs and lit the lamp, as he did every night."] * 40
+    )
+    assert len(story) >= llamacpp.STORY_IDS_CHARS
+    sent: list[object] = []
+
+    async def record(request: httpx.Request) -> None:
+        if request.url.path == "/completion" and b'"n_probs"' in request.content:
+            sent.append(json.loads(request.content)["prompt"])
+
+    by_ids = LlamaCppBackend(llama_server_url)
+    by_ids.http.client.event_hooks["request"].append(record)
+    try:
+        await by_ids.warm(split_story(story)[0])  # every slot holds the story, by its text
+        first = await weave(by_ids, story, settings(max_depth=6))
+        second = await weave(by_ids, story, settings(max_depth=6))
+    finally:
+        await by_ids.aclose()
+    monkeypatch.setattr(llamacpp, "STORY_IDS_CHARS", 10**9)
+    by_text = LlamaCppBackend(llama_server_url)
+    try:
+        reference = await weave(by_text, story, settings(max_depth=6))
+    finally:
+        await by_text.aclose()
+    assert not all(isinstance(t, int) for t in sent[0])  # the first request: text
+    assert all(isinstance(t, int) for t in sent[-1])  # the last: ids only
+    texts = [b.text for b in reference.beams]
+    assert [b.text for b in first.beams] == [b.text for b in second.beams] == texts
+    # the ids are the tokens the slots hold: only the beams' own tokens are evaluated
+    assert second.stats.prompt_tokens <= second.stats.requests * 6

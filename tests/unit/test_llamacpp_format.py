@@ -3,13 +3,14 @@ shared/BACKENDS.md), parsed without a server."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 
 import httpx
 import pytest
 
-from lloom_lsp.backends import BackendProtocolError, LlamaCppBackend
+from lloom_lsp.backends import BackendProtocolError, LlamaCppBackend, llamacpp
 from lloom_lsp.backends.llamacpp import parse_completion
 from lloom_lsp.engine import Prompt
 
@@ -137,3 +138,38 @@ async def test_beams_continue_by_token_ids() -> None:
     for body in sent:
         assert body["temperature"] == 0 and body["cache_prompt"] is True
     assert (sent[0]["n_predict"], sent[0]["n_probs"]) == (3, 10)
+
+
+async def test_a_long_story_is_tokenised_once_and_then_sent_as_token_ids() -> None:
+    # llama-server tokenises a prompt's text on every request: a long story goes as the
+    # ids the server gave for it once (BOS first), a short one stays text.
+    sent: list[tuple[str, dict]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append((request.url.path, json.loads(request.content)))
+        if request.url.path == "/tokenize":
+            return httpx.Response(200, json={"tokens": [2, 7, 8]})
+        return httpx.Response(200, json={"completion_probabilities": []})
+
+    story = "x" * llamacpp.STORY_IDS_CHARS
+    backend = LlamaCppBackend("http://llama.test", transport=httpx.MockTransport(handler))
+    try:
+        await backend.continue_prompt(Prompt(story, (11, 12)), 3, 10)
+        for _ in range(5):  # the tokenising runs beside the first request
+            await asyncio.sleep(0)
+        await backend.continue_prompt(Prompt(story, (11, 13)), 3, 10)
+        await backend.continue_prompt(Prompt(story), 3, 10)
+        await backend.continue_prompt(Prompt(story, (), b" upon"), 3, 10)  # text: no ids
+        await backend.continue_prompt(Prompt("Once", (11,)), 3, 10)
+    finally:
+        await backend.aclose()
+    completions = [body["prompt"] for path, body in sent if path == "/completion"]
+    assert completions == [
+        [story, 11, 12],
+        [2, 7, 8, 11, 13],
+        [2, 7, 8],
+        story + " upon",
+        ["Once", 11],
+    ]
+    tokenised = [body for path, body in sent if path == "/tokenize"]
+    assert tokenised == [{"content": story, "add_special": True, "parse_special": True}]
