@@ -177,6 +177,28 @@ async def floor(client: httpx.AsyncClient, url: str, prompt: str, depth: int) ->
     }
 
 
+async def streams(
+    client: httpx.AsyncClient, url: str, prompt: str, n: int, depth: int, top_n: int
+) -> dict[str, Any]:
+    """``n`` parallel greedy streams of ``depth`` tokens from ``prompt``, pinned to slots
+    0..n-1 and asking ``n_probs`` as a weave does: what the server decodes per second when
+    ``n`` requests keep it busy, the rate a weave at concurrency ``n`` can at best decode
+    at.  Slots must be warm."""
+    body = {"prompt": prompt, "n_predict": depth, "n_probs": top_n, "temperature": 0}
+
+    async def one(slot: int) -> int:
+        response = await client.post(
+            f"{url}/completion", json={**body, "cache_prompt": True, "id_slot": slot}
+        )
+        response.raise_for_status()
+        return int(response.json().get("timings", {}).get("predicted_n", 0))
+
+    started = time.perf_counter()
+    decoded = sum(await asyncio.gather(*(one(slot) for slot in range(n))))
+    wall = time.perf_counter() - started
+    return {"streams": n, "decoded": decoded, "wall": wall, "tokens_per_s": decoded / wall}
+
+
 async def batching(url: str, prompt: str, depth: int, repeat: int) -> dict[str, Any]:
     """4 beams (the story and each of its 4 likeliest next tokens) as one request with an
     array prompt, against 4 parallel requests pinned to slots 0..3.  Slots must be warm."""
@@ -204,6 +226,7 @@ async def batching(url: str, prompt: str, depth: int, repeat: int) -> dict[str, 
             times["pinned"].append(time.perf_counter() - started)
             prompt_n["pinned"].append(sum(a.get("timings", {}).get("prompt_n", 0) for a in answers))
     return {
+        "depth": depth,
         "token_ids": ids,
         "array_s": statistics.median(times["array"]),
         "pinned_s": statistics.median(times["pinned"]),
@@ -363,6 +386,8 @@ WEAVE_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
     ("requests", lambda r: r["requests"]),
     ("prompt tok", lambda r: r["prompt"]),
     ("decoded / tree", lambda r: f"{r['decoded']} / {fmt(r['tree'])}"),
+    ("limit s", lambda r: r.get("limit")),
+    ("wall / limit", lambda r: r.get("over_limit")),
     ("suggestions", lambda r: r["suggestions"]),
     ("same as token c4", lambda r: r["same"]),
     ("first = last run", lambda r: r.get("stable")),
@@ -403,7 +428,17 @@ def report(result: dict[str, Any]) -> str:
             for r in rows
             if r["cache"] == "warm" and r["strategy"] == "chain c4"
         )
-        + "). Floor: one plain greedy `/completion` of 12 tokens, not pinned to a slot."
+        + "). Floor: one plain greedy `/completion` of 12 tokens, not pinned to a slot. "
+        "Limit (warm rows): the tokens the row's weave decoded, divided by the throughput of "
+        "as many parallel greedy streams as its concurrency (24 tokens each, `n_probs` as a "
+        "weave asks, pinned to warm slots), measured in the same warm rounds on the same "
+        "server: "
+        + ", ".join(
+            f"{r['model']} {r['story']} {r['rtt_ms']} ms {r['strategy']} {r['stream_tps']:.0f}"
+            for r in rows
+            if r.get("stream_tps") and r["strategy"] in ("token c1", "best c4")
+        )
+        + " tokens/s. Wall / limit: how far a weave is from what the machine can decode."
         + (f" Failed requests, retried: {n}." if (n := sum(r["errors"] for r in rows)) else ""),
         "",
         "## Targets",
@@ -488,10 +523,13 @@ def report(result: dict[str, Any]) -> str:
             "The server's log (the first line is its untimed first weave): "
             + "; ".join(lsp["server_log"]),
         ]
-    if (b := result.get("batching")) is not None:
+    for key in ("batching_1", "batching"):
+        if (b := result.get(key)) is None:
+            continue
         parts += [
             "",
-            "## Batching (real model, long story, warm slots, 4 beams x 12 tokens)",
+            f"## Batching (real model, long story, warm slots, 4 beams x {b.get('depth', 12)} "
+            "tokens)",
             "",
             table(
                 ["request shape", "median s", "runs s", "prompt tok evaluated per run"],

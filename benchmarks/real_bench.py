@@ -2,11 +2,12 @@
 
     .venv/bin/python benchmarks/real_bench.py [--quick] [--repeat N] [--json out.json]
 
-``--sections writer,small,weaves`` picks what to measure (all by default): ``writer`` is the
-writer's loop through the language server and ``small`` a weave against llama-servers with a
-small context (``writer_loop.py``), ``weaves`` everything below.  ``--quick`` skips the
-long-story ``token`` c1 rows; ``--models real`` (or ``bigram``) measures
-one model; ``--from-json out.json`` prints the tables of an earlier run again.  A full run
+``--sections writer,small,weaves,probes`` picks what to measure (all by default): ``writer``
+is the writer's loop through the language server and ``small`` a weave against llama-servers
+with a small context (``writer_loop.py``), ``weaves`` the main table below and ``probes`` the
+language server, continue and batching probes.  ``--quick`` skips the long-story ``token`` c1
+rows; ``--models real`` (or ``bigram``) measures one model; ``--rtts 0`` leaves out the 20 ms
+rows; ``--from-json out.json`` prints the tables of an earlier run again.  A full run
 takes about 10 minutes on an idle 2-core machine, and several times that on a busy one.
 
 The script builds (or finds) both models, starts one llama-server per model itself
@@ -37,7 +38,11 @@ Reading the main table: ``wall`` is the whole weave and ``first`` the time to it
 finished beam, in seconds; ``requests`` are HTTP requests to llama-server; ``prompt tok``
 sums llama-server's ``timings.prompt_n`` (prompt tokens it evaluated: a cold 3,300-token
 story costs ~7 s per slot it lands on, on 2 cores); ``decoded / tree`` compares tokens the
-server generated with tokens kept in the final tree; ``same as token c4`` compares the set
+server generated with tokens kept in the final tree; ``limit`` (warm rows) is the decode limit
+of the weave: its decoded tokens divided by the throughput of as many parallel greedy streams
+as its concurrency (24 tokens each, ``n_probs`` as a weave asks, pinned to warm slots),
+measured on the same server between the warm runs, and ``wall / limit`` how far the weave is
+from it; ``same as token c4`` compares the set
 of beam texts with the ``token`` c4 run of the same row (``no (k differ)``: k texts in one set
 only), and ``first = last run`` the first and last warm runs of that row with each other.
 On the real model sets may differ by float noise (results are not bit-exact across batch
@@ -51,7 +56,8 @@ otherwise).  Two more probes: a weave through the language server (``python -m l
 over stdio, ``textDocument/completion`` at the end of the long story, a new last sentence
 each time so its result cache cannot answer, after its own warm-up on opening the document
 has finished) against ``Weave(...).run()`` in this process on the same warm slots; and 4
-beams as one request with an array prompt against 4 parallel requests pinned to slots 0..3.
+beams as one request with an array prompt against 4 parallel requests pinned to slots 0..3,
+for 1 token each (a round of one-token requests) and for 12.
 The machine is shared, so compare rows of one run (and of low load), not runs.
 """
 
@@ -82,6 +88,7 @@ from bench_support import (
     machine,
     median,
     report,
+    streams,
 )
 
 from lloom_lsp.backends import BackendError, LlamaCppBackend
@@ -96,14 +103,15 @@ STORIES = {
     name: (HERE / f"stories/lighthouse_{name}.txt").read_text() for name in ("short", "long")
 }
 SETTINGS = WeaveSettings(strategy="chain", cutoff=0.1, max_suggestions=25, max_depth=12)
+TOP_N = SETTINGS.top_n
 STRATEGIES = {
     "token c1": ("token", 1),
     "token c4": ("token", 4),
     "chain c4": ("chain", 4),
     "best c4": ("best", 4),
 }
-RTTS = (0, 20)
-SECTIONS = ("writer", "small", "weaves")
+RTTS = "0,20"
+SECTIONS = ("writer", "small", "weaves", "probes")
 #: The language server probe weaves with the default strategy.
 LSP_STRATEGY = WeaveSettings().strategy
 #: The bigram model's slots are capped at its training context, 4,096 tokens, and its
@@ -203,13 +211,24 @@ async def measure_group(
             await backend.warm(prompt)
             warm_s = time.perf_counter() - started
             warm_runs: dict[str, list[dict[str, Any]]] = {s: [] for s in strategies}
+            # the decode limit: what `concurrency` parallel greedy streams decode per second
+            rates: dict[int, list[float]] = {1: [], 4: []}
             for _ in range(args.repeat or 3):
                 for strategy in strategies:  # interleaved, so drift hits every strategy
                     await backend.warm(prompt)
                     warm_runs[strategy].append(await measure_one(backend, client, story, strategy))
+                for n, found in rates.items():
+                    await backend.warm(prompt)
+                    run = await streams(client, url, prompt, n, 2 * SETTINGS.max_depth, TOP_N)
+                    found.append(run["tokens_per_s"])
             for strategy in strategies:
                 row = summarise(warm_runs[strategy], **key, cache="warm", strategy=strategy)
                 row["warm_up_s"] = warm_s
+                if strategy != "floor":
+                    rate = median(rates[STRATEGIES[strategy][1]])
+                    row["stream_tps"] = rate
+                    row["limit"] = row["decoded"] / rate if rate else None
+                    row["over_limit"] = _ratio(row["wall"], row["limit"])
                 rows.append(row)
                 progress(row)
         finally:
@@ -234,7 +253,8 @@ def progress(row: dict[str, Any]) -> None:
     print(
         f"  {row['model']:6} {row['story']:5} {row['cache']:4} {row['rtt_ms']:2d} ms "
         f"{row['strategy']:8} wall {row['wall']:.2f}s requests {row['requests']} "
-        f"prompt {row['prompt']}",
+        f"prompt {row['prompt']} decoded {row['decoded']}"
+        + (f" limit {row['limit']:.2f}s" if row.get("limit") else ""),
         file=sys.stderr,
         flush=True,
     )
@@ -377,11 +397,13 @@ def targets(rows: list[dict[str, Any]], lsp: dict[str, Any] | None) -> list[list
         ["long warm: chain first beam / warm floor", real("long", "warm", "chain c4", "first"), real("long", "warm", "floor"), 1.5],  # noqa: E501
         ["short cold: chain wall / token c1 wall", real("short", "cold", "chain c4"), real("short", "cold", "token c1"), 1 / 3],  # noqa: E501
         ["short warm: chain wall / token c1 wall", real("short", "warm", "chain c4"), real("short", "warm", "token c1"), 1 / 3],  # noqa: E501
+        ["long warm: best wall / its decode limit", real("long", "warm", "best c4"), real("long", "warm", "best c4", "limit"), 1.5],  # noqa: E501
         ["long warm: best wall / warm floor", real("long", "warm", "best c4"), real("long", "warm", "floor"), 3],  # noqa: E501
         ["long warm: best first beam / warm floor", real("long", "warm", "best c4", "first"), real("long", "warm", "floor"), 1.5],  # noqa: E501
         ["long cold: best wall / cold floor", real("long", "cold", "best c4"), real("long", "cold", "floor"), 1.5],  # noqa: E501
         ["short cold: best wall / token c1 wall", real("short", "cold", "best c4"), real("short", "cold", "token c1"), 1 / 3],  # noqa: E501
-        ["short warm: best wall / token c1 wall", real("short", "warm", "best c4"), real("short", "warm", "token c1"), 1 / 3],  # noqa: E501
+        ["short warm: best wall / token c1 wall", real("short", "warm", "best c4"), real("short", "warm", "token c1"), 1 / 2],  # noqa: E501
+        ["short warm: best wall / its decode limit", real("short", "warm", "best c4"), real("short", "warm", "best c4", "limit"), 1.5],  # noqa: E501
     ]  # fmt: skip
     if lsp is not None:
         out.append(
@@ -418,12 +440,16 @@ async def main() -> None:
     parser.add_argument("--repeat", type=int, help="runs per measurement (default 1 cold, 3 warm)")
     parser.add_argument("--json", type=Path, default=HERE / "results/real_bench.json")
     parser.add_argument("--models", default="real,bigram", help="comma-separated subset")
+    parser.add_argument(
+        "--rtts", default=RTTS, help=f"added round trips in ms, comma-separated (default {RTTS})"
+    )
     parser.add_argument("--from-json", type=Path, help="print the tables of an earlier run")
     parser.add_argument(
         "--sections",
         default=",".join(SECTIONS),
         help=f"comma-separated subset of {','.join(SECTIONS)} (the writer's loop, the "
-        "small servers, then the rest, on the real model)",
+        "small servers, the weaves' table, then the language server, continue and batching "
+        "probes, on the real model)",
     )
     args = parser.parse_args()
     sections = set(args.sections.split(","))
@@ -453,7 +479,8 @@ async def main() -> None:
                 result["writer"] = await writer_loop(server.url, _drafts, logs)
             if model == "real" and "small" in sections:
                 result["small"] = await small_servers(path, _drafts, logs)
-            for rtt in RTTS if "weaves" in sections else ():
+            rtts = [int(ms) for ms in args.rtts.split(",")]
+            for rtt in rtts if "weaves" in sections else ():
                 async with contextlib.AsyncExitStack() as stack:
                     url = server.url
                     if rtt:
@@ -461,7 +488,7 @@ async def main() -> None:
                         url = await stack.enter_async_context(proxy)
                     for story in ("short", "long"):
                         result["rows"] += await measure_group(model, url, rtt, story, args)
-            if model == "real" and "weaves" in sections:
+            if model == "real" and "probes" in sections:
                 result["lsp"] = await lsp_round(server.url, STORIES["long"], args.repeat or 3)
                 result["continue"] = await continue_round(
                     server.url, STORIES["long"], args.repeat or 3
@@ -470,9 +497,10 @@ async def main() -> None:
                 backend = LlamaCppBackend(server.url, concurrency=4, timeout=600)
                 await backend.warm(story)
                 await backend.aclose()
-                result["batching"] = b = await batching(server.url, story, 12, args.repeat or 3)
-                print(f"  batching: array {b['array_s']:.2f}s, pinned {b['pinned_s']:.2f}s",
-                      file=sys.stderr)  # fmt: skip
+                for depth, name in ((1, "batching_1"), (SETTINGS.max_depth, "batching")):
+                    result[name] = b = await batching(server.url, story, depth, args.repeat or 3)
+                    print(f"  batching x{depth}: array {b['array_s']:.2f}s, "
+                          f"pinned {b['pinned_s']:.2f}s", file=sys.stderr)  # fmt: skip
     result["loadavg_end"] = list(os.getloadavg())
     if result["rows"]:
         result["targets"] = targets(result["rows"], result.get("lsp"))

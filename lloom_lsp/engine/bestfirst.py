@@ -25,7 +25,8 @@ streaming, but orders the work by probability:
   finished beam.
 
 Concurrent chains (``concurrency``) take the next prefixes in order, so the order holds up to
-what they find meanwhile.
+what they find meanwhile; none is started once the chains in flight, each bound to end in a
+suggestion, make maxSuggestions with the texts already ended.
 """
 
 from __future__ import annotations
