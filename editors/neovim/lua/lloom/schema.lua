@@ -156,7 +156,13 @@ return {
     type = "string",
     default = "demote",
     enum = { "demote", "drop", "keep" },
-    description = "A beam that mostly repeats the story (half its word 4-grams occur there): `demote` ranks it below every other finished beam, `drop` removes it, `keep` leaves it.",
+    description = "A beam that mostly repeats the story (half its word 4-grams occur there), or the words just after the cursor (see afterCursor): `demote` ranks it below every other finished beam, `drop` removes it, `keep` leaves it.",
+  },
+  {
+    key = "lloom.weave.afterCursor",
+    type = "boolean",
+    default = true,
+    description = "Read the text after the cursor (to its paragraph's end): a beam that repeats the next words counts as a repeat (see repeats), and where the backend can score given tokens (llama-server) the beams are also ranked by how probable the next words are after them, one short request per beam. Off: the weave reads only the text before the cursor.",
   },
   {
     key = "lloom.weave.reuse",
@@ -171,6 +177,26 @@ return {
     minimum = 16,
     maximum = 10000000,
     description = "The story is at most this many characters before the cursor, and no more than the backend holds (its context per request, read from the server). Its start moves in steps of a quarter of this, at a paragraph, sentence or word boundary, so typing keeps the backend's cache warm.",
+  },
+  {
+    key = "lloom.story.memory",
+    type = "string",
+    default = "",
+    description = "Memory: text that leads every story window, so the model keeps the premise however long the document grows. Used for documents without memory of their own: YAML front matter with a 'memory:' key or a '<!-- memory ... -->' comment at the document's top, or a file beside it named <name>.memory.md. Changing it costs one re-read of the window; typing costs none.",
+  },
+  {
+    key = "lloom.story.authorsNote",
+    type = "string",
+    default = "",
+    description = "Author's note: a short instruction inserted as a paragraph of its own authorsNoteDepth paragraphs before the cursor, as mikupad's is (e.g. '[Style: terse, ominous]'). Empty: off.",
+  },
+  {
+    key = "lloom.story.authorsNoteDepth",
+    type = "integer",
+    default = 3,
+    minimum = 1,
+    maximum = 100,
+    description = "How many paragraphs before the cursor the author's note goes (1: just before the paragraph being written). Typing inside a paragraph keeps the prompt cache warm; each new paragraph moves the note and re-reads the paragraphs after it.",
   },
   {
     key = "lloom.inline.automatic",
