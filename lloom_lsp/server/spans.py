@@ -25,7 +25,7 @@ import attrs
 from lsprotocol import types
 from pygls.workspace import TextDocument
 
-from .convert import position_after
+from .positions import position_after
 from .woven import Alternative, WovenToken
 
 __all__ = ["TokenSpan", "WovenSpans"]

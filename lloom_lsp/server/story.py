@@ -36,8 +36,8 @@ from ..config import BackendSettings, Settings
 from ..engine.context import lead
 from ..engine.window import window_start
 from .context import Memory, MemorySources, StoryContext, window_text
-from .convert import from_lsp_story, text_before
 from .documents import lsp_document
+from .positions import from_lsp_story, text_before
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -24,7 +24,7 @@ from pytest_lsp import LanguageClient
 
 from lloom_lsp.backends import BackendUnavailable
 from lloom_lsp.config import Settings, parse_settings
-from lloom_lsp.server.convert import change_end, end_of_document, from_lsp_story
+from lloom_lsp.server.positions import change_end, end_of_document, from_lsp_story
 from lloom_lsp.server.settings import lloom_section
 from lloom_lsp.server.weaving import WeaveService
 

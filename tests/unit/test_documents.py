@@ -14,14 +14,14 @@ from pygls.workspace import PositionCodec, TextDocument, Workspace
 
 from lloom_lsp.engine.window import window_start
 from lloom_lsp.server import create_server
-from lloom_lsp.server.convert import (
+from lloom_lsp.server.documents import LloomTextDocument, LloomWorkspace, split_lines, units
+from lloom_lsp.server.positions import (
     end_of_document,
     from_lsp_story,
     position_after,
     text_before,
     word_fragment,
 )
-from lloom_lsp.server.documents import LloomTextDocument, LloomWorkspace, split_lines, units
 
 URI = "file:///story.txt"
 ENCODINGS = ["utf-16", "utf-8", "utf-32"]

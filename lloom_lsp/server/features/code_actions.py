@@ -31,12 +31,12 @@ from ..app import LloomServer
 from ..convert import (
     BRANCH_ACTION_KIND,
     CODE_ACTION_KIND,
-    position_after,
     to_lsp_branch_action,
     to_lsp_branch_offer,
     to_lsp_code_actions,
 )
 from ..documents import lsp_document
+from ..positions import position_after
 from ..spans import TokenSpan
 from ..woven import Alternative, branch_tokens
 

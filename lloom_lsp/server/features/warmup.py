@@ -21,7 +21,7 @@ from pygls.workspace import TextDocument
 from ...config import Settings
 from ...engine import WeaveResult
 from ..app import LloomServer
-from ..convert import change_end, end_of_document, position_after
+from ..positions import change_end, end_of_document, position_after
 from ..woven import woven_tokens
 from .shading import publish_spans
 
