@@ -82,14 +82,14 @@ describe('toBeamItems', () => {
         ],
       }),
     ]);
-    assert.equal(item.detail, 'p=0.420  ·   the 60%  ·  re 70%');
+    assert.equal(item.detail, 'p=0.420  ·  “ the” 60% · “re” 70%');
   });
 
-  it('writes tiny joint probabilities in exponent form and escapes control characters', () => {
+  it('writes tiny joint probabilities in exponent form and a line break as ⏎, not an escape', () => {
     const [item] = toBeamItems([
       beam('x', 1, { joint: 0.000012, tokens: [{ text: '\n', prob: 0.5, id: null }] }),
     ]);
-    assert.equal(item.detail, 'p=1.2e-5  ·  \\n 50%');
+    assert.equal(item.detail, 'p=1.2e-5  ·  “⏎” 50%');
   });
 
   it("shows the server's label, which tells beams with a shared start apart", () => {

@@ -35,8 +35,9 @@ export function percent(prob: number): string {
   return `${p.toFixed(2)}%`;
 }
 
+/** A token quoted so that it reads as itself (“2” 56%), a line break as ⏎: never an escape. */
 function tokenCell(token: WeaveToken): string {
-  return `${JSON.stringify(token.text).slice(1, -1)} ${percent(token.prob)}`;
+  return `“${visible(token.text)}” ${percent(token.prob)}`;
 }
 
 export function jointText(joint: number): string {
@@ -90,7 +91,11 @@ export function toBeamItems(beams: readonly WeaveBeam[], width = 10): BeamItem[]
       label: `${bar(fraction, width)} ${beam.score.toFixed(2)}  ${escapeIcons(text)}`,
       ...description,
       detail: escapeIcons(
-        [jointText(beam.joint), ...(beginning ? [`“${beginning}”`] : []), ...beam.tokens.map(tokenCell)].join('  ·  '),
+        [
+          jointText(beam.joint),
+          ...(beginning ? [`“${beginning}”`] : []),
+          ...(beam.tokens.length ? [beam.tokens.map(tokenCell).join(' · ')] : []),
+        ].join('  ·  '),
       ),
       beam,
     };
