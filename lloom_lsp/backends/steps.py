@@ -16,6 +16,16 @@ __all__ = ["parse_step"]
 
 _BYTE_TOKEN = re.compile(r"^byte: \\x([0-9a-fA-F]{2})$")
 
+#: Tokens that are markers, not text, though the server writes them as text: Gemma 3's image
+#: and audio markers are "user-defined" tokens, not control tokens (which llama-server writes
+#: with empty ``bytes``), and a beam ran "<start_of_image>The whale was a large," on Gemma 3
+#: 270M.  ``<|...|>`` is the other families' spelling of a special token.  Taking one ends the
+#: beam, as the end of sequence does: nothing after it is prose.
+_MARKERS = re.compile(
+    rb"<(start_of_image|end_of_image|image_soft_token|start_of_audio|end_of_audio"
+    rb"|audio_soft_token)>|<\|[a-z_]+\|>"
+)
+
 
 def parse_step(entry: Mapping[str, Any]) -> Step:
     """One position: current (``top_logprobs``), post-sampling (``top_probs``), old (``probs``)."""
@@ -55,6 +65,8 @@ def _candidate(obj: Mapping[str, Any], prob: float) -> Candidate:
             return Candidate(tid, b"", prob, is_end=True)
     else:
         data = str(obj.get("token", "")).encode()
+    if _MARKERS.fullmatch(data):
+        return Candidate(tid, b"", prob, is_end=True)
     return Candidate(tid, data, prob)
 
 

@@ -363,3 +363,26 @@ async def test_an_end_of_sequence_among_the_alternatives_ends_that_beam() -> Non
     finishes = {b.text: b.finish for b in result.beams}
     assert finishes == {" a b c": "depth", "": "eos"} or finishes == {" a b c": "depth"}
     assert [p for p in asked if p != "Once upon"] == []  # nothing continued past the end
+
+
+def test_an_image_marker_ends_a_beam_instead_of_reaching_the_text() -> None:
+    """Gemma 3 writes its image marker as text (a user-defined token, not a control token
+    with empty bytes): a beam read "<start_of_image>The whale was a large," on Gemma 3 270M.
+    A marker ends the beam, as the end of sequence does; an HTML tag stays text."""
+    marker = list(b"<start_of_image>")
+    entry = {
+        "id": 47389,
+        "token": " whale",
+        "bytes": list(b" whale"),
+        "logprob": -0.5,
+        "top_logprobs": [
+            {"id": 47389, "token": " whale", "bytes": list(b" whale"), "logprob": -0.5},
+            {"id": 255999, "token": "<start_of_image>", "bytes": marker, "logprob": -2.0},
+            {"id": 199, "token": "<em>", "bytes": list(b"<em>"), "logprob": -3.0},
+        ],
+    }
+    answer = {"choices": [{"text": " whale", "logprobs": {"content": [entry]}}]}
+    (step,) = parse_completions(answer, "u").steps
+    image, tag = step.top[1], step.top[2]
+    assert (image.token_id, image.data, image.is_end) == (255999, b"", True)
+    assert (tag.data, tag.is_end) == (b"<em>", False)
