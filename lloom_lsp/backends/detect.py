@@ -228,6 +228,14 @@ class DetectingBackend:
         method = getattr(await self.resolve(), "context_tokens", None)
         return await method() if method is not None else None
 
+    async def suffix_logprobs(
+        self, prompt: Prompt, text: str, max_tokens: int
+    ) -> tuple[float, ...] | None:
+        """The detected backend's score of ``text`` after ``prompt`` (None where it cannot
+        score: engine/suffix.py)."""
+        method = getattr(await self.resolve(), "suffix_logprobs", None)
+        return await method(prompt, text, max_tokens) if method is not None else None
+
     async def count_tokens(self, text: str) -> int | None:
         """The detected backend's token count of ``text`` (None where it cannot count)."""
         method = getattr(await self.resolve(), "count_tokens", None)

@@ -191,6 +191,15 @@ class ManagedBackend:
         method = getattr(delegate, "context_tokens", None)
         return await method() if method is not None else None
 
+    async def suffix_logprobs(
+        self, prompt: Prompt, text: str, max_tokens: int
+    ) -> tuple[float, ...] | None:
+        """The delegate's score of ``text`` after ``prompt`` (None where it cannot score:
+        engine/suffix.py)."""
+        delegate, _ = await self._ensure()
+        method = getattr(delegate, "suffix_logprobs", None)
+        return await method(prompt, text, max_tokens) if method is not None else None
+
     async def count_tokens(self, text: str) -> int | None:
         """The delegate's token count of ``text`` (None where it cannot count)."""
         delegate, _ = await self._ensure()

@@ -56,6 +56,8 @@ LEAD_TOKENS = 4
 
 _PARAGRAPH_END = re.compile(r"\r?\n[ \t]*\r?\n")
 _WORD = re.compile(r"\s*\S+")
+#: A word after a beam that ends in one of these follows it without a space.
+_NO_SPACE_AFTER = " \t\r\n([{\u201c\u2018-\u2013\u2014/"
 
 
 @runtime_checkable
@@ -85,10 +87,11 @@ def after_cursor(text: str, max_chars: int = AFTER_CHARS) -> str:
 
 def lead_text(beam_text: str, after: str, words: int = LEAD_WORDS) -> str:
     """The next words as they follow a beam: the first ``words`` words of ``after`` with
-    what comes before them, and a space before them where the beam ends in a word and they
-    begin with one (the writer adds that space; the model reads it)."""
+    what comes before them, and a space before them where they begin with a word and the
+    beam ends in neither a space nor an opening bracket or dash ("said," then "there": the
+    writer adds that space; the model reads it)."""
     lead = "".join(_WORD.findall(after)[:words])
-    if lead[:1].isalnum() and beam_text[-1:].isalnum():
+    if lead[:1].isalnum() and beam_text and beam_text[-1] not in _NO_SPACE_AFTER:
         lead = " " + lead
     return lead
 

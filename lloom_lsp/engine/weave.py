@@ -309,7 +309,9 @@ class Weave:
         """The finished beams, one per text, each with its lead into the text after the
         cursor where the backend can score it (:func:`.suffix.score_leads`)."""
         merged = rank_beams(finished, self.settings.rank)
-        return await score_leads(self.source, merged, self._beam_prompt, self.after, self.limiter)
+        led = await score_leads(self.source, merged, self._beam_prompt, self.after, self.limiter)
+        self.stats.requests += sum(1 for beam in led if beam.lead)  # one a scored beam
+        return led
 
     def _beam_prompt(self, beam: Beam) -> Prompt:
         """The prompt a finished beam continues: the story and the beam's token ids (its

@@ -34,6 +34,7 @@ from pygls.workspace import TextDocument
 from ..backends import BackendContextError, BackendError
 from ..config import BackendSettings, Settings
 from ..engine.context import lead
+from ..engine.suffix import AFTER_CHARS, after_cursor
 from ..engine.window import window_start
 from .context import Memory, MemorySources, StoryContext, window_text
 from .documents import lsp_document
@@ -110,6 +111,16 @@ class StoryWindows:
         """:meth:`story_at` with what is known now, without asking the backend (for code
         that cannot wait: the stories of cached weaves were sized before)."""
         return self.context_now(doc, position, settings, inserted=inserted).story
+
+    def after_at(self, doc: TextDocument, position: types.Position, settings: Settings) -> str:
+        """The text after the cursor that a weave at ``position`` reads (issue 20, part 4):
+        up to its paragraph's end (:func:`lloom_lsp.engine.suffix.after_cursor`); empty
+        with ``lloom.weave.afterCursor`` off."""
+        if not settings.weave.after_cursor:
+            return ""
+        doc = lsp_document(doc)
+        start = doc.offset_at_position(position)
+        return after_cursor(doc.source[start : start + AFTER_CHARS + 4])
 
     def context_now(
         self, doc: TextDocument, position: types.Position, settings: Settings, *, inserted: str = ""

@@ -49,7 +49,8 @@ log = logging.getLogger("lloom_lsp.server.weave")
 
 _CACHE_SIZE = 64
 
-CacheKey = tuple[str, str, int]
+#: (document, story digest, settings hash, digest of the text after the cursor or "")
+CacheKey = tuple[str, str, int, str]
 
 
 def speed_line(result: WeaveResult) -> str:
@@ -129,17 +130,32 @@ class WeaveService:
     # -- cache --------------------------------------------------------------------
 
     @staticmethod
-    def key(uri: str, story: str, settings: Settings) -> CacheKey:
+    def key(uri: str, story: str, settings: Settings, after: str = "") -> CacheKey:
+        """One weave's key: the document, the story, the settings, and the text after the
+        cursor it read (engine/suffix.py)."""
         digest = hashlib.sha256(story.encode("utf-8", "surrogatepass")).hexdigest()
-        return (uri, digest, hash((settings.backend, settings.weave)))
+        after_digest = hashlib.sha256(after.encode("utf-8", "surrogatepass")).hexdigest()
+        return (
+            uri,
+            digest,
+            hash((settings.backend, settings.weave)),
+            after_digest if after else "",
+        )
 
     def cached(
-        self, uri: str, story: str, settings: Settings, *, any_settings: bool = False
+        self,
+        uri: str,
+        story: str,
+        settings: Settings,
+        *,
+        any_settings: bool = False,
+        after: str = "",
     ) -> WeaveResult | None:
-        """The cached weave of ``story``; with ``any_settings``, when there is none under
-        ``settings``, the last one woven under any (a "weave deeper" or "step N more tokens"
-        weave: what the beams inserted from it were made of)."""
-        key = self.key(uri, story, settings)
+        """The cached weave of ``story`` with ``after`` after the cursor; with
+        ``any_settings``, when there is none under ``settings``, the last one woven under
+        any, with any text after the cursor (a "weave deeper" or "step N more tokens" weave:
+        what the beams inserted from it were made of)."""
+        key = self.key(uri, story, settings, after)
         hit = self._hit(key)
         if hit is None and any_settings:
             same = [k for k in reversed(self._cache) if k[:2] == key[:2]]
@@ -207,15 +223,19 @@ class WeaveService:
         show_progress: bool = True,
         background: bool = False,
         fresh: bool = False,
+        after: str = "",
     ) -> WeaveResult | None:
         """The cached result, or a new weave (cancelling this document's previous one
         and every warm-up).  ``background``: nobody waits for it yet, so no progress
         and no error message.  ``fresh``: weave anew even when the cache has the answer
         (a running weave of the same story is shared: it is fresh too).
 
+        ``after``: the text after the cursor (:meth:`.story.StoryWindows.after_at`), which
+        the weave reads where ``afterCursor`` is on (engine/suffix.py).
+
         Returns None when the backend failed (the user has been told, unless quiet).
         """
-        key = self.key(uri, story, settings)
+        key = self.key(uri, story, settings, after)
         if not fresh and (hit := self._hit(key)) is not None:
             return hit
         running = self._running.get(uri)
@@ -235,6 +255,7 @@ class WeaveService:
                     progress_token,
                     show_progress and not background,
                     fresh,
+                    after,
                 )
             )
             self._running[uri] = running
@@ -298,6 +319,7 @@ class WeaveService:
         progress_token: types.ProgressToken | None,
         show_progress: bool,
         fresh: bool = False,
+        after: str = "",
     ) -> WeaveResult | None:
         backend, limiter = self.backend(settings)
         uri = running.key[0]
@@ -322,6 +344,7 @@ class WeaveService:
                 limiter=limiter,
                 root=root,
                 fold=True,
+                after=after,
             )
             weave.usage.on_evaluate = evaluating
             return weave

@@ -65,6 +65,9 @@ def test_the_lead_joins_the_beam_as_a_writer_would() -> None:
     assert lead_text(" walked", after) == " to the door,"  # the writer adds the space
     assert lead_text(" walked\n", after) == "to the door,"
     assert lead_text(" walked", ", and then he") == ", and then"
+    assert lead_text(" said,", after) == " to the door,"
+    assert lead_text(' "Go,"', after) == " to the door,"  # a quote closes; a bracket opens
+    assert lead_text(" (", after) == "to the door,"
     assert lead_text(" walked", " to the door") == " to the door"
 
 

@@ -66,12 +66,13 @@ def register(server: LloomServer) -> None:
             actions += await _branches(ls, doc.uri, params.range.start)
         if _wanted(CODE_ACTION_KIND, only):
             story = await ls.story(doc, position, settings)
+            after = ls.weaver.windows.after_at(doc, position, settings)
             if invoked:
                 result = await ls.weaver.weave(
-                    doc.uri, story, settings, progress_token=params.work_done_token
+                    doc.uri, story, settings, progress_token=params.work_done_token, after=after
                 )
             else:
-                result = ls.weaver.cached(doc.uri, story, settings)
+                result = ls.weaver.cached(doc.uri, story, settings, after=after)
             if result is not None:
                 actions += to_lsp_code_actions(result, doc, position, versioned=_versioned(ls))
         return actions

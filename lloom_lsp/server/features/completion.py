@@ -29,7 +29,8 @@ def register(server: LloomServer) -> None:
             return empty
         settings = await ls.settings_for(doc.uri)
         story = await ls.story(doc, params.position, settings)
-        result = ls.weaver.cached(doc.uri, story, settings)
+        after = ls.weaver.windows.after_at(doc, params.position, settings)
+        result = ls.weaver.cached(doc.uri, story, settings, after=after)
         if result is None:
             this = asyncio.current_task()
             previous = pending.get(doc.uri)
@@ -47,7 +48,7 @@ def register(server: LloomServer) -> None:
                         # newer one's weave; the client asks again as typing goes on
                         return types.CompletionList(is_incomplete=True, items=[])
                 result = await ls.weaver.weave(
-                    doc.uri, story, settings, progress_token=params.work_done_token
+                    doc.uri, story, settings, progress_token=params.work_done_token, after=after
                 )
             finally:
                 if pending.get(doc.uri) is this:

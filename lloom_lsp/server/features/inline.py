@@ -30,9 +30,10 @@ def register(server: LloomServer) -> None:
             return empty
         settings = await ls.settings_for(uri)
         story = await ls.story(doc, params.position, settings)
+        after = ls.weaver.windows.after_at(doc, params.position, settings)
         automatic = params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
         if automatic:
-            cached = ls.weaver.cached(uri, story, settings)
+            cached = ls.weaver.cached(uri, story, settings, after=after)
             if cached is not None or not settings.inline.automatic:
                 return types.InlineCompletionList(
                     items=to_lsp_inline_items(cached, params.position) if cached else []
@@ -45,13 +46,15 @@ def register(server: LloomServer) -> None:
                 pending[uri] = this
             try:
                 await asyncio.sleep(settings.inline.debounce_ms / 1000)
-                result = await ls.weaver.weave(uri, story, settings, show_progress=False)
+                result = await ls.weaver.weave(
+                    uri, story, settings, show_progress=False, after=after
+                )
             finally:
                 if pending.get(uri) is this:
                     del pending[uri]
         else:
             result = await ls.weaver.weave(
-                uri, story, settings, progress_token=params.work_done_token
+                uri, story, settings, progress_token=params.work_done_token, after=after
             )
         if result is None:
             return empty

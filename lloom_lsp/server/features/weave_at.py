@@ -69,10 +69,16 @@ async def weave_at(
     if depth is not None:
         settings = attrs.evolve(settings, weave=attrs.evolve(settings.weave, max_depth=depth))
     story = await ls.story(doc, position, settings, inserted=after)
+    following = ls.weaver.windows.after_at(doc, position, settings)  # the text after the cursor
     token = command_progress_token.get()
     try:
         result = await ls.weaver.weave(
-            uri, story, settings, progress_token=token, fresh=bool(options.get("fresh"))
+            uri,
+            story,
+            settings,
+            progress_token=token,
+            fresh=bool(options.get("fresh")),
+            after=following,
         )
     except asyncio.CancelledError:
         if _cancelled_itself():
