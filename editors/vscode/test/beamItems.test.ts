@@ -112,6 +112,15 @@ describe('toBeamItems', () => {
     assert.equal(beamBeginning(beam('x', 1)), undefined);
   });
 
+  it('says why a beam sits below beams scored higher, and the words it folded', () => {
+    const items = toBeamItems([
+      beam(' a whale.', 4.33),
+      beam(' the lighthouse keeper', 5.26, { note: 'stops mid-phrase', variants: ['boat', 'ship'] }),
+    ]);
+    assert.equal(items[0].description, undefined);
+    assert.equal(items[1].description, 'stops mid-phrase · also: boat, ship');
+  });
+
   it("cuts a long beginning at 80 characters, and shows the server's description beside the label", () => {
     const long = 'word '.repeat(40);
     const [item] = toBeamItems([beam(long, 1, { label: '…word end', description: 'from “word word” · $(x)' })]);

@@ -63,6 +63,15 @@ describe('parseWeaveResult', () => {
     }
   });
 
+  it("reads each beam's note and folded variants, dropping what is not text", () => {
+    const noted = { ...sample.beams[0], note: 'stops mid-phrase', variants: ['2020,', 7, '', '2021,'] };
+    const [beam, plain] = parseWeaveResult({ ...sample, beams: [noted, sample.beams[0]] }).beams;
+    assert.equal(beam.note, 'stops mid-phrase');
+    assert.deepEqual(beam.variants, ['2020,', '2021,']);
+    assert.equal('note' in plain, false);
+    assert.equal('variants' in plain, false);
+  });
+
   it('keeps the error of a weave the server could not run', () => {
     const result = parseWeaveResult({ beams: [], error: 'backend failed', version: 3 });
     assert.equal(result.error, 'backend failed');

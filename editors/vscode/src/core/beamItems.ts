@@ -86,7 +86,14 @@ export function toBeamItems(beams: readonly WeaveBeam[], width = 10): BeamItem[]
     const fraction = best > 0 ? beam.score / best : 0;
     const text = beamText(beam);
     const beginning = beamBeginning(beam);
-    const description = beam.description ? { description: escapeIcons(visible(beam.description)) } : {};
+    // Beside the label: the server's description, why the beam sits below beams scored
+    // higher (so the order never contradicts the scores unexplained), and what it folded.
+    const said = [
+      beam.description,
+      beam.note,
+      beam.variants?.length ? `also: ${beam.variants.join(', ')}` : undefined,
+    ].filter((part): part is string => !!part);
+    const description = said.length ? { description: escapeIcons(visible(said.join(' · '))) } : {};
     return {
       label: `${bar(fraction, width)} ${beam.score.toFixed(2)}  ${escapeIcons(text)}`,
       ...description,

@@ -35,6 +35,13 @@ export interface WeaveBeam {
    * label starts where beams differ).  Absent from older servers.
    */
   description?: string;
+  /**
+   * Why the beam sits below beams scored higher ("stops mid-phrase", "repeats the story"),
+   * from the server.  Absent where its place matches its score.
+   */
+  note?: string;
+  /** The words near-duplicates folded into this beam had in its place ("2020,", "2021,"). */
+  variants?: string[];
   /** The rank value LLooM sorts by (sum of token probabilities by default). */
   score: number;
   /** Product of the token probabilities. */
@@ -110,11 +117,17 @@ function toBeam(raw: unknown, index: number): WeaveBeam {
   const label = typeof raw.label === 'string' && raw.label !== '' ? { label: raw.label } : {};
   const description =
     typeof raw.description === 'string' && raw.description !== '' ? { description: raw.description } : {};
+  const note = typeof raw.note === 'string' && raw.note !== '' ? { note: raw.note } : {};
+  const variants = Array.isArray(raw.variants)
+    ? raw.variants.filter((v): v is string => typeof v === 'string' && v !== '')
+    : [];
   return {
     text: raw.text,
     insertText: str(raw.insertText, raw.text),
     ...label,
     ...description,
+    ...note,
+    ...(variants.length ? { variants } : {}),
     score: num(raw.score),
     joint: num(raw.joint),
     meanLogprob: num(raw.meanLogprob, Number.NEGATIVE_INFINITY),
