@@ -42,6 +42,7 @@ __all__ = [
     "to_lsp_completion_items",
     "to_lsp_inline_items",
     "to_lsp_weave_result",
+    "to_lsp_workspace_edit",
 ]
 
 
@@ -143,19 +144,7 @@ def to_lsp_code_actions(
     actions = []
     for rank, (beam, label) in enumerate(zip(result.beams, _labels_of(result))):
         edit = types.TextEdit(range=types.Range(position, position), new_text=beam.insert_text)
-        if versioned:
-            workspace_edit = types.WorkspaceEdit(
-                document_changes=[
-                    types.TextDocumentEdit(
-                        text_document=types.OptionalVersionedTextDocumentIdentifier(
-                            uri=doc.uri, version=doc.version
-                        ),
-                        edits=[edit],
-                    )
-                ]
-            )
-        else:
-            workspace_edit = types.WorkspaceEdit(changes={doc.uri: [edit]})
+        workspace_edit = to_lsp_workspace_edit(doc.uri, doc.version, edit, versioned=versioned)
         note = f", {beam.note}" if beam.note else ""
         actions.append(
             types.CodeAction(
@@ -209,7 +198,12 @@ def to_lsp_branch_action(
     return types.CodeAction(
         title=_branch_title(alternative),
         kind=BRANCH_ACTION_KIND,
-        edit=_workspace_edit(doc, types.TextEdit(range=replaced, new_text=new_text), versioned),
+        edit=to_lsp_workspace_edit(
+            doc.uri,
+            doc.version,
+            types.TextEdit(range=replaced, new_text=new_text),
+            versioned=versioned,
+        ),
     )
 
 
@@ -223,21 +217,23 @@ def _branch_title(alternative: Alternative) -> str:
     return f"Branch here: {label} (p={alternative.prob:.2g})"
 
 
-def _workspace_edit(
-    doc: TextDocument, edit: types.TextEdit, versioned: bool
+def to_lsp_workspace_edit(
+    uri: str, version: int | None, edit: types.TextEdit, *, versioned: bool = True
 ) -> types.WorkspaceEdit:
+    """``edit`` to the document at ``uri``: for its ``version`` (so a client refuses it once
+    the text has changed) where the client takes ``documentChanges``, else as plain ones."""
     if versioned:
         return types.WorkspaceEdit(
             document_changes=[
                 types.TextDocumentEdit(
                     text_document=types.OptionalVersionedTextDocumentIdentifier(
-                        uri=doc.uri, version=doc.version
+                        uri=uri, version=version
                     ),
                     edits=[edit],
                 )
             ]
         )
-    return types.WorkspaceEdit(changes={doc.uri: [edit]})
+    return types.WorkspaceEdit(changes={uri: [edit]})
 
 
 def to_lsp_weave_result(result: WeaveResult) -> dict[str, Any]:

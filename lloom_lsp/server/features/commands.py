@@ -33,7 +33,7 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
 from ..app import LloomServer
 from ..context import show_context
-from ..convert import to_lsp_weave_result
+from ..convert import to_lsp_weave_result, to_lsp_workspace_edit
 from ..weaving import speed_line
 from ..woven import woven_tokens
 from .weave_at import Woven, weave_at
@@ -74,15 +74,10 @@ def register(server: LloomServer) -> None:
         # The story after the beam, taken now: the editor's change may arrive before or
         # after its answer to applyEdit.
         after = await ls.story(doc, position, settings, inserted=text)
-        edit = types.WorkspaceEdit(
-            document_changes=[
-                types.TextDocumentEdit(
-                    text_document=types.OptionalVersionedTextDocumentIdentifier(
-                        uri=uri, version=version
-                    ),
-                    edits=[types.TextEdit(range=types.Range(position, position), new_text=text)],
-                )
-            ]
+        # The version the client asked for, not the document's now: it may have changed
+        # while the story was read, and then the client refuses the edit.
+        edit = to_lsp_workspace_edit(
+            uri, version, types.TextEdit(range=types.Range(position, position), new_text=text)
         )
         # The woven text remembers its tokens (hover, "Branch here"), once the editor's
         # change has inserted it: the beams are found in the weaves cached for this spot.
