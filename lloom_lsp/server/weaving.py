@@ -19,11 +19,11 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import attrs
+from cachetools import LRUCache
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
@@ -40,6 +40,7 @@ from ..config import BackendSettings, Settings
 from ..engine import Beam, Weave, WeaveResult, split_story
 from ..engine.memory import StepMemory, remembering
 from ..engine.source import Prompt
+from .newest import Newest
 from .progress import Progress
 from .story import StoryWindows
 
@@ -112,8 +113,11 @@ class WeaveService:
         self._backends: dict[tuple[BackendSettings, int], Backend] = {}
         # One limit per backend: every weave and document sharing a backend shares this.
         self._limiters: dict[tuple[BackendSettings, int], asyncio.Semaphore] = {}
-        self._cache: OrderedDict[CacheKey, WeaveResult] = OrderedDict()
-        self._running: dict[str, _Running] = {}
+        self._cache: LRUCache[CacheKey, WeaveResult] = LRUCache(maxsize=_CACHE_SIZE)
+        #: Each document's newest weave: another story's weave stops it (:mod:`.newest`).
+        self._running: Newest[_Running] = Newest(
+            live=lambda running: running.joinable, stop=lambda running: running.stop()
+        )
         #: What each document's weaves got from each backend, to continue from
         #: (engine/memory.py): an accepted beam's next weave extends only the frontier.
         self._memories: dict[tuple[str, tuple[BackendSettings, int]], StepMemory] = {}
@@ -158,15 +162,13 @@ class WeaveService:
         key = self.key(uri, story, settings, after)
         hit = self._hit(key)
         if hit is None and any_settings:
-            same = [k for k in reversed(self._cache) if k[:2] == key[:2]]
+            # The cache keeps its keys in the order they were stored: the last woven last.
+            same = [k for k in reversed(list(self._cache)) if k[:2] == key[:2]]
             hit = self._hit(same[0]) if same else None
         return hit
 
     def _hit(self, key: CacheKey) -> WeaveResult | None:
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-        return hit
+        return self._cache.get(key)  # a hit is used: the least recently used go first
 
     async def settings_changed(self, settings: Settings) -> None:
         """The settings are now ``settings`` (the workspace's): rebuild only what they
@@ -178,7 +180,7 @@ class WeaveService:
             # the failure may be fixed (a wrong URL, a missing model): no longer news
             self._status(uri, "idle", "settings changed")
         current = hash((settings.backend, settings.weave))
-        for running in list(self._running.values()):
+        for _, running in self._running.items():
             if running.key[2] != current and not running.task.done():
                 running.stop()
         keep = self._backend_key(settings)
@@ -240,9 +242,6 @@ class WeaveService:
             return hit
         running = self._running.get(uri)
         if running is None or running.key != key or not running.joinable:
-            if running is not None and running.joinable:
-                log.info("cancelling the previous weave for %s", uri)
-                running.stop()
             # A warm-up evaluating this very story runs on: the weave's requests wait for
             # its slot, then take copies of it, instead of evaluating the story again.
             self.cancel_warmups(reason="a weave needs the backend", keep=split_story(story)[0])
@@ -258,7 +257,8 @@ class WeaveService:
                     after,
                 )
             )
-            self._running[uri] = running
+            if self._running.take(uri, running):
+                log.info("cancelled the previous weave for %s", uri)
         elif not background:
             running.quiet = False
         running.waiters += 1
@@ -270,8 +270,8 @@ class WeaveService:
                 running.stop()
             raise
         finally:
-            if running.task.done() and self._running.get(uri) is running:
-                del self._running[uri]
+            if running.task.done():
+                self._running.release(uri, running)
 
     def forget(self, uri: str) -> None:
         """A document closed: stop its weave and drop its results."""
@@ -289,7 +289,7 @@ class WeaveService:
             if uri is None or doc_uri == uri:
                 task.cancel()
         cancelled = 0
-        for doc_uri, running in list(self._running.items()):
+        for doc_uri, running in self._running.items():
             if (uri is None or doc_uri == uri) and not running.task.done():
                 running.stop()
                 cancelled += 1
@@ -309,7 +309,7 @@ class WeaveService:
     @property
     def busy(self) -> bool:
         """Whether any weave is running."""
-        return any(not running.task.done() for running in self._running.values())
+        return any(not running.task.done() for _, running in self._running.items())
 
     async def _run(
         self,
@@ -416,9 +416,7 @@ class WeaveService:
         self._status(uri, "done", speed_line(result))
         self._error_shown = None
         log.info("%s (%d requests)", speed_line(result), result.stats.requests)
-        self._cache[running.key] = result
-        while len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
+        self._cache[running.key] = result  # beyond _CACHE_SIZE, the least recently used go
         return result
 
     def _status(self, uri: str, state: str, message: str = "") -> None:

@@ -530,7 +530,12 @@ async def test_a_failing_prefetch_is_quiet_until_someone_waits_for_it() -> None:
     service.prefetch(URI, "Once upon a time, there", settings)
     await until(lambda: backend.requests > 1, "the second prefetch never asked")
     asked = asyncio.ensure_future(service.weave(URI, "Once upon a time, there", settings))
-    await until(lambda: service._running[URI].waiters == 2, "the request did not join it")
+
+    def joined() -> bool:
+        running = service._running.get(URI)
+        return running is not None and running.waiters == 2
+
+    await until(joined, "the request did not join it")
     backend.gate.set()
     assert await asked is None
     assert len(server.shown) == 1 and "nothing answers" in server.shown[0]

@@ -16,10 +16,11 @@ from lsprotocol import types
 
 from ..app import LloomServer
 from ..convert import to_lsp_completion_items
+from ..newest import Newest
 
 
 def register(server: LloomServer) -> None:
-    pending: dict[str, asyncio.Future[object]] = {}
+    requests = Newest.of_tasks()
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions())
     async def completion(ls: LloomServer, params: types.CompletionParams) -> types.CompletionList:
@@ -32,13 +33,7 @@ def register(server: LloomServer) -> None:
         after = ls.weaver.windows.after_at(doc, params.position, settings)
         result = ls.weaver.cached(doc.uri, story, settings, after=after)
         if result is None:
-            this = asyncio.current_task()
-            previous = pending.get(doc.uri)
-            if previous is not None and previous is not this and not previous.done():
-                previous.cancel()  # answered -32800: a newer request replaced it
-            if this is not None:
-                pending[doc.uri] = this
-            try:
+            with requests.request(doc.uri):  # an older one is answered -32800
                 if settings.completion.debounce_ms:
                     version = doc.version
                     await asyncio.sleep(settings.completion.debounce_ms / 1000)
@@ -50,9 +45,6 @@ def register(server: LloomServer) -> None:
                 result = await ls.weaver.weave(
                     doc.uri, story, settings, progress_token=params.work_done_token, after=after
                 )
-            finally:
-                if pending.get(doc.uri) is this:
-                    del pending[doc.uri]
         if result is None:
             return empty
         # isIncomplete false: typing after the list appears only filters it.

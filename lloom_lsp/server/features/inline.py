@@ -14,10 +14,11 @@ from lsprotocol import types
 
 from ..app import LloomServer
 from ..convert import to_lsp_inline_items
+from ..newest import Newest
 
 
 def register(server: LloomServer) -> None:
-    pending: dict[str, asyncio.Future[object]] = {}
+    requests = Newest.of_tasks()
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
@@ -38,20 +39,11 @@ def register(server: LloomServer) -> None:
                 return types.InlineCompletionList(
                     items=to_lsp_inline_items(cached, params.position) if cached else []
                 )
-            this = asyncio.current_task()
-            previous = pending.get(uri)
-            if previous is not None and previous is not this and not previous.done():
-                previous.cancel()
-            if this is not None:
-                pending[uri] = this
-            try:
+            with requests.request(uri):
                 await asyncio.sleep(settings.inline.debounce_ms / 1000)
                 result = await ls.weaver.weave(
                     uri, story, settings, show_progress=False, after=after
                 )
-            finally:
-                if pending.get(uri) is this:
-                    del pending[uri]
         else:
             result = await ls.weaver.weave(
                 uri, story, settings, progress_token=params.work_done_token, after=after
