@@ -46,9 +46,20 @@ function M.joint_text(joint)
   return (string.format('p=%.1e', joint):gsub('e([-+])0*(%d)', 'e%1%2'))
 end
 
+--- A token quoted so that it reads as itself (“ whale”), a line break as ⏎: never an
+--- escape, as the server's `tokenDetails` and VS Code show it.
+function M.quoted(text)
+  return '“' .. M.visible(text or '') .. '”'
+end
+
 local function token_cell(token)
-  local text = vim.fn.json_encode(token.text or ''):sub(2, -2)
-  return text .. ' ' .. M.percent(token.prob)
+  return M.quoted(token.text) .. ' ' .. M.percent(token.prob)
+end
+
+--- Why the server ranks a beam below beams scored higher (its `note`: 'stops
+--- mid-phrase', 'repeats the story', 'cut short'), or '' for a beam nothing demoted.
+function M.note(beam)
+  return type(beam.note) == 'string' and M.visible(beam.note) or ''
 end
 
 --- What a row shows of a beam: the server's label (which tells beams with a long
@@ -58,7 +69,7 @@ function M.text(beam)
   return text ~= '' and text or '(end of text)'
 end
 
---- One row per beam, in the server's order (best first): `{ label, detail, beam }`.
+--- One row per beam, in the server's order (best first): `{ label, note, detail, beam }`.
 function M.items(beams, width)
   local best = 0
   for _, beam in ipairs(beams) do
@@ -77,6 +88,7 @@ function M.items(beams, width)
         score,
         M.text(beam)
       ),
+      note = M.note(beam),
       detail = table.concat(cells, '  ·  '),
       beam = beam,
     }
@@ -101,15 +113,31 @@ function M.fit(text, width)
   return out .. '…'
 end
 
+--- What a row adds after the label for a beam with a note: '  · stops mid-phrase'.
+function M.note_suffix(item)
+  return (item.note or '') ~= '' and ('  · ' .. item.note) or ''
+end
+
+--- An item's row in `width` cells: its label, cut with an ellipsis where too long, then
+--- its note (why it sits below beams scored higher), which the cut leaves whole.
+function M.row(item, width)
+  local note = M.note_suffix(item)
+  local room = width - vim.fn.strdisplaywidth(note)
+  if room < 16 then -- too narrow for the bar, the score and the note
+    return M.fit(item.label, width)
+  end
+  return M.fit(item.label, room) .. note
+end
+
 --- How wide a picker row may be: the screen, less a picker's margins and numbering.
 function M.row_width()
   return math.max(20, vim.o.columns - 10)
 end
 
---- vim.ui.select's format_item: the row (bar, score, the beam's beginning), one line
---- that fits the screen; the tokens' probabilities are the list's K (`detail`).
+--- vim.ui.select's format_item: the row (bar, score, the beam's beginning, its note),
+--- one line that fits the screen; the tokens' probabilities are the list's K (`detail`).
 function M.format_item(item)
-  return M.fit(item.label, M.row_width())
+  return M.row(item, M.row_width())
 end
 
 return M

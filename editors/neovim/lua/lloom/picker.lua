@@ -1,7 +1,10 @@
 --- The beam picker of :LLooMWeave: one line per beam, cut to the screen's width, so 28
 --- beams never reach the `-- More --` pager.  Where vim.ui.select is Nvim's own (an
 --- inputlist that pages), a floating list: j/k to move, <CR> (or the beam's number) to
---- insert, K to show the beam's tokens and their probabilities, q or <Esc> to cancel.
+--- insert, K to show the beam's tokens and their probabilities (q or <Esc> closes them),
+--- q or <Esc> to cancel; those keys on its top border (0.7 and 0.8, which have no float
+--- titles, get a one-line float there).  A beam the server ranks below beams scored
+--- higher says why after its label ("· stops mid-phrase").
 --- Where a plugin replaced vim.ui.select (telescope, fzf-lua, dressing), that plugin,
 --- with the same one-line rows; the `picker` option of setup() chooses.
 local beams = require('lloom.beams')
@@ -25,25 +28,64 @@ function M.choose(kind)
   return M.builtin_select() and 'float' or 'select'
 end
 
+--- The title float over each float's border (0.7, 0.8), by the float it names.
+local title_wins = {}
+
 local function close(win)
-  if win and api.nvim_win_is_valid(win) then
+  if not win then
+    return
+  end
+  if api.nvim_win_is_valid(win) then
     api.nvim_win_close(win, true)
   end
+  close(title_wins[win])
+  title_wins[win] = nil
+end
+
+--- The title of a float over its top border, where Nvim has no float titles (0.7, 0.8):
+--- a one-line float of its own, which the cursor cannot enter.  Closes with `win`.
+local function border_title(win, title, zindex)
+  local text = beams.fit(' ' .. title .. ' ', math.max(1, api.nvim_win_get_width(win) - 2))
+  local bufnr = api.nvim_create_buf(false, true)
+  api.nvim_buf_set_lines(bufnr, 0, -1, false, { text })
+  vim.bo[bufnr].modifiable, vim.bo[bufnr].bufhidden = false, 'wipe'
+  local title_win = api.nvim_open_win(bufnr, false, {
+    relative = 'win',
+    win = win,
+    row = -1,
+    col = 1,
+    width = vim.fn.strdisplaywidth(text),
+    height = 1,
+    style = 'minimal',
+    focusable = false,
+    zindex = zindex + 1,
+  })
+  vim.wo[title_win].winhighlight = 'Normal:FloatBorder'
+  title_wins[win] = title_win
+  return title_win
 end
 
 --- A float of `lines` at the editor's centre (or, with `anchor`, below the cursor), `filetype`
---- set; returns its buffer and window.
+--- set, `title` on its top border; every line cut to the float's width with an ellipsis.
+--- Returns its buffer and window.
 local function open_float(lines, filetype, title, anchor)
-  local bufnr = api.nvim_create_buf(false, true)
-  api.nvim_buf_set_lines(bufnr, 0, -1, false, lines)
-  local bo = vim.bo[bufnr]
-  bo.modifiable, bo.bufhidden, bo.filetype = false, 'wipe', filetype
   local width = 1
   for _, line in ipairs(lines) do
     width = math.max(width, vim.fn.strdisplaywidth(line))
   end
   local columns, rows = vim.o.columns, vim.o.lines - vim.o.cmdheight - 1
-  width = math.max(math.min(width, columns - 4), math.min(#title + 2, columns - 4))
+  width = math.max(
+    math.min(width, columns - 4),
+    math.min(vim.fn.strdisplaywidth(title) + 4, columns - 4)
+  )
+  local shown = {}
+  for _, line in ipairs(lines) do
+    table.insert(shown, beams.fit(line, width))
+  end
+  local bufnr = api.nvim_create_buf(false, true)
+  api.nvim_buf_set_lines(bufnr, 0, -1, false, shown)
+  local bo = vim.bo[bufnr]
+  bo.modifiable, bo.bufhidden, bo.filetype = false, 'wipe', filetype
   local height = math.max(1, math.min(#lines, rows - 4))
   local config = {
     relative = 'editor',
@@ -53,17 +95,22 @@ local function open_float(lines, filetype, title, anchor)
     col = math.max(0, math.floor((columns - width) / 2)),
     style = 'minimal',
     border = 'rounded',
+    zindex = 50,
   }
   if anchor then -- under the cursor's line of the list, over the rest of it
     config.relative, config.row, config.col, config.zindex = 'cursor', 1, 2, 60
     config.height = math.max(1, math.min(#lines, rows - 2))
   end
-  if vim.fn.has('nvim-0.9') == 1 then
+  local titles = vim.fn.has('nvim-0.9') == 1
+  if titles then
     config.title = ' ' .. title .. ' '
   end
   local win = api.nvim_open_win(bufnr, anchor == nil, config)
   vim.wo[win].wrap = false
   vim.wo[win].cursorline = anchor == nil
+  if not titles then
+    border_title(win, title, config.zindex)
+  end
   return bufnr, win
 end
 
@@ -81,22 +128,39 @@ function M.detail_lines(beam)
         '%s %5s  %s',
         beams.bar(tonumber(token.prob) or 0, 8),
         beams.percent(token.prob),
-        vim.fn.json_encode(token.text or '')
+        beams.quoted(token.text)
       )
     )
   end
   return lines
 end
 
---- The floating list: `on_choice(item, index)` once, with nil when cancelled.
+--- The highlight of a row's note.
+local NOTE_HL = 'Comment'
+
+--- The floating list: `on_choice(item, index)` once, with nil when cancelled.  Each row
+--- is the beam's number, its bar, score and label (cut with an ellipsis to the float),
+--- and the server's note where the beam sits below beams scored higher.
 --- Returns the list's buffer and window.
 function M.float(items, prompt, on_choice)
-  local width = vim.o.columns - 6
+  local width = 1
+  for i, item in ipairs(items) do
+    local row = string.format('%2d ', i) .. item.label .. beams.note_suffix(item)
+    width = math.max(width, vim.fn.strdisplaywidth(row))
+  end
+  width = math.min(width, vim.o.columns - 6)
   local lines = {}
   for i, item in ipairs(items) do
-    table.insert(lines, beams.fit(string.format('%2d ', i) .. item.label, width))
+    table.insert(lines, string.format('%2d ', i) .. beams.row(item, width - 3))
   end
   local bufnr, win = open_float(lines, 'lloombeams', prompt)
+  local ns = api.nvim_create_namespace('lloom_beams')
+  for i, item in ipairs(items) do
+    local note = beams.note_suffix(item)
+    if note ~= '' and vim.endswith(lines[i], note) then
+      api.nvim_buf_add_highlight(bufnr, ns, NOTE_HL, i - 1, #lines[i] - #note, -1)
+    end
+  end
   local detail, done = nil, false
   local function finish(index)
     if done then
@@ -113,9 +177,15 @@ function M.float(items, prompt, on_choice)
   map('<CR>', function()
     finish(api.nvim_win_get_cursor(win)[1])
   end)
+  -- With a beam's tokens open, q and <Esc> close just those: the weave stays.
   for _, key in ipairs({ 'q', '<Esc>' }) do
     map(key, function()
-      finish(nil)
+      if detail and api.nvim_win_is_valid(detail) then
+        close(detail)
+        detail = nil
+      else
+        finish(nil)
+      end
     end)
   end
   for n = 1, math.min(9, #items) do
