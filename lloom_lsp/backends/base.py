@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
@@ -23,6 +24,7 @@ __all__ = [
     "BackendInfo",
     "allowed_logprobs",
     "api_base",
+    "api_key_from_env",
     "as_end",
     "auth_message",
     "clamp_prob",
@@ -164,6 +166,12 @@ def allowed_logprobs(body: str, asked: int) -> int | None:
     return next(
         (cap for cap in (DEFAULT_MAX_LOGPROBS, OPENAI_LEGACY_MAX_LOGPROBS) if cap < asked), None
     )
+
+
+def api_key_from_env(api_key_env: str) -> str | None:
+    """The API key in the environment variable named ``api_key_env`` (``apiKeyEnv``);
+    None without a name, or when the variable is unset or empty."""
+    return (os.environ.get(api_key_env) or None) if api_key_env else None
 
 
 def auth_message(api_key_env: str, api_key: str | None, body: str) -> str:

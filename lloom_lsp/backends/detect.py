@@ -8,17 +8,17 @@ Probes, in order, stopping at the first that identifies the server:
    ``openai-chat`` (OpenAI chat models) or ``openai`` (vLLM, TabbyAPI, llama-cpp-python,
    OpenAI's instruct models, any other OpenAI-compatible server)
 
-:func:`backend_for` builds the backend for a protocol; ``create_backend`` uses it too.
+The backend for the protocol found is built by the builder it is given
+(:mod:`.factory`'s, which made the :class:`DetectingBackend` itself).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import attrs
@@ -27,21 +27,27 @@ import httpx
 from ..config import BackendSettings
 from ..engine.batching import BatchTokenSource
 from ..engine.source import Continuation, Prompt, Step
-from .base import OPENAI_HOST, Backend, BackendInfo, api_base, auth_message, server_name
+from .base import (
+    OPENAI_HOST,
+    Backend,
+    BackendInfo,
+    api_base,
+    api_key_from_env,
+    auth_message,
+    server_name,
+)
 from .errors import (
     BackendAuthError,
-    BackendError,
     BackendHTTPError,
     BackendProtocolError,
 )
 from .http import HttpTransport
-from .llamacpp import LlamaCppBackend
-from .ollama import OllamaBackend
-from .openai import OpenAIBackend
-from .openai_chat import OpenAIChatBackend
 from .streaming import closing, stream_steps
 
-__all__ = ["DetectingBackend", "Detection", "backend_for", "detect"]
+if TYPE_CHECKING:
+    from .managed import BuildBackend
+
+__all__ = ["DetectingBackend", "Detection", "detect"]
 
 log = logging.getLogger("lloom_lsp.backends")
 
@@ -106,7 +112,7 @@ async def detect(http: HttpTransport, model: str = "", api_key_env: str = "") ->
         return Detection("openai", name, evidence)
     if refusals:
         last = refusals[-1]  # /v1/models where it was asked: the one that needs the key
-        message = auth_message(api_key_env, http_key(api_key_env), last.body)
+        message = auth_message(api_key_env, api_key_from_env(api_key_env), last.body)
         raise BackendAuthError(last.url, last.status, message) from None
     raise BackendProtocolError(
         http.base_url,
@@ -115,50 +121,20 @@ async def detect(http: HttpTransport, model: str = "", api_key_env: str = "") ->
     )
 
 
-def http_key(api_key_env: str) -> str | None:
-    return (os.environ.get(api_key_env) or None) if api_key_env else None
-
-
-def backend_for(
-    settings: BackendSettings,
-    protocol: str,
-    *,
-    url: str | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> Backend:
-    """The backend that speaks ``protocol`` (``auto``: a :class:`DetectingBackend`)."""
-    url = url or settings.url
-    common: dict[str, Any] = {
-        "timeout": settings.timeout_seconds,
-        "concurrency": settings.concurrency,
-        "transport": transport,
-    }
-    if protocol == "llamacpp":
-        return LlamaCppBackend(url, **common)
-    styled = {"model": settings.model, "api_key_env": settings.api_key_env, **common}
-    if protocol == "openai":
-        return OpenAIBackend(url, **styled)
-    if protocol == "openai-chat":
-        return OpenAIChatBackend(url, instruction=settings.chat_instruction, **styled)
-    if protocol == "ollama":
-        return OllamaBackend(url, **styled)
-    if protocol == "auto":
-        return DetectingBackend(settings, url=url, transport=transport)
-    raise BackendError(url, f"unknown backend type {protocol!r}")
-
-
 class DetectingBackend:
     """Probes lazily on first use (or in :meth:`check`), then delegates every call."""
 
     def __init__(
         self,
         settings: BackendSettings,
+        build: BuildBackend,
         *,
         url: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
         self.url = api_base(url or settings.url)
+        self._build = build
         self.protocol = "auto"  # until the probes have spoken, then the delegate's
         self.detection: Detection | None = None
         self._transport = transport
@@ -174,7 +150,7 @@ class DetectingBackend:
                 http = HttpTransport(
                     self.url,
                     timeout=min(self.settings.timeout_seconds, 10.0),
-                    api_key=http_key(self.settings.api_key_env),
+                    api_key=api_key_from_env(self.settings.api_key_env),
                     transport=self._transport,
                 )
                 try:
@@ -189,9 +165,7 @@ class DetectingBackend:
                     found.protocol,
                 )
                 self.detection = found
-                self._delegate = backend_for(
-                    self.settings, found.protocol, url=self.url, transport=self._transport
-                )
+                self._delegate = self._build(self.settings, found.protocol, self.url)
                 self.protocol = self._delegate.protocol
         return self._delegate
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from .base import (
     BackendInfo,
     allowed_logprobs,
     api_base,
+    api_key_from_env,
     as_end,
     auth_message,
     end_continuation,
@@ -84,7 +84,7 @@ class OpenAIStyleBackend:
     ) -> None:
         self.api_key_env = api_key_env
         # Kept only to send it and to scrub it from error text; never logged.
-        self._api_key = (os.environ.get(api_key_env) or None) if api_key_env else None
+        self._api_key = api_key_from_env(api_key_env)
         self.http = HttpTransport(
             api_base(url),
             timeout=timeout,
