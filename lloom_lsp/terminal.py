@@ -5,24 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .engine import Beam, WeaveResult
+from .engine.render import bar, visible
 
-__all__ = ["bar", "format_beam", "format_result"]
-
-_BLOCKS = " ▏▎▍▌▋▊▉█"
-
-
-def bar(fraction: float, width: int = 10) -> str:
-    """A bar ``width`` cells wide, filled to ``fraction`` with eighth-block precision."""
-    fraction = min(1.0, max(0.0, fraction))
-    eighths = round(fraction * width * 8)
-    full, part = divmod(eighths, 8)
-    text = "█" * full + (_BLOCKS[part] if part else "")
-    return text.ljust(width, "·")
-
-
-def visible(text: str) -> str:
-    """One line: newlines and tabs shown as symbols."""
-    return text.replace("\n", "⏎").replace("\t", "⇥")
+__all__ = ["format_beam", "format_result"]
 
 
 def format_beam(index: int, beam: Beam, best: float, rank: str) -> str:

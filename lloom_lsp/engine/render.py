@@ -25,7 +25,17 @@ import attrs
 from .beam import heal_whitespace
 from .tree import ThreadTree, TreeNode
 
-__all__ = ["FINISH_NAMES", "FORMATS", "TreeView", "render", "tree_view", "view_from_dict"]
+__all__ = [
+    "FINISH_NAMES",
+    "FORMATS",
+    "TreeView",
+    "bar",
+    "render",
+    "shown",
+    "tree_view",
+    "view_from_dict",
+    "visible",
+]
 
 #: The engine's finish reasons, as the renderings name them.
 FINISH_NAMES = {"stop": "stop", "depth": "depth", "eos": "end", "limit": "cut", "cut": "cut"}
@@ -142,10 +152,33 @@ def render(view: TreeView, fmt: str) -> str:
 # -- labels ----------------------------------------------------------------------------------
 
 
+# The one place text and probabilities are drawn for people: the renderings here, the
+# terminal's beam list (lloom_lsp/terminal.py) and the server's hovers and titles.
+
+_BLOCKS = " ▏▎▍▌▋▊▉█"
+
+
+def bar(fraction: float, width: int = 10, *, eighths: bool = True) -> str:
+    """A bar ``width`` cells wide, filled to ``fraction`` with eighth-block precision (or
+    whole cells only, without ``eighths``), the rest dotted."""
+    fraction = min(1.0, max(0.0, fraction))
+    if not eighths:
+        full = round(fraction * width)
+        return "█" * full + "·" * (width - full)
+    full, part = divmod(round(fraction * width * 8), 8)
+    text = "█" * full + (_BLOCKS[part] if part else "")
+    return text.ljust(width, "·")
+
+
+def visible(text: str) -> str:
+    """One line: newlines and tabs shown as symbols."""
+    return text.replace("\n", "⏎").replace("\t", "⇥")
+
+
 def shown(text: str) -> str:
-    """A token as one visible line: line breaks and tabs as symbols, spaces as middle dots
-    where they lead or trail (a bare space is invisible in a node)."""
-    out = text.replace("\r\n", "⏎").replace("\n", "⏎").replace("\r", "⏎").replace("\t", "⇥")
+    """A token as one visible line: line breaks (``\\r`` ones too) and tabs as symbols,
+    spaces as middle dots where they lead or trail (a bare space is invisible in a node)."""
+    out = visible(text.replace("\r\n", "\n").replace("\r", "\n"))
     stripped = out.strip(" ")
     if stripped != out:
         lead = len(out) - len(out.lstrip(" "))
@@ -162,11 +195,6 @@ def percent(prob: float) -> str:
     if prob >= 0.001:
         return f"{prob * 100:.1f}%"
     return f"{prob:.0e}"
-
-
-def _bar(prob: float, width: int = 5) -> str:
-    full = round(max(0.0, min(1.0, prob)) * width)
-    return "█" * full + "·" * (width - full)
 
 
 # -- DOT ---------------------------------------------------------------------------------------
@@ -269,7 +297,8 @@ def to_text(view: TreeView) -> str:
             last = run[-1]
             words = "".join(shown(n.text) for n in run)
             joint = math.prod(n.prob for n in run)
-            line = f"{indent}{_bar(run[0].prob)} {percent(run[0].prob):>5}  {words}"
+            cells = bar(run[0].prob, 5, eighths=False)
+            line = f"{indent}{cells} {percent(run[0].prob):>5}  {words}"
             if len(run) > 1:
                 line += f"  (p={percent(joint)})"
             if last.finish:

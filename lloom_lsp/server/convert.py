@@ -26,7 +26,7 @@ from lsprotocol import types
 from pygls.workspace import TextDocument
 
 from ..engine import Beam, WeaveResult
-from ..terminal import bar, visible
+from ..engine.render import bar, visible
 from .labels import beam_labels
 from .positions import word_fragment
 
