@@ -27,7 +27,9 @@ class TreeNode:
     depth: int
     parent: TreeNode | None = None
     children: list[TreeNode] = attrs.Factory(list)
-    finish: str | None = None  # set when a beam ends here: depth, stop, eos or limit
+    #: Set when a beam ends here: depth, stop, eos, limit, or cut (still growing when the
+    #: search stopped: cut short, never passed off as whole).
+    finish: str | None = None
     #: The backend's candidates for the next position, most probable first (empty until
     #: the weave has branched here).
     offered: tuple[Candidate, ...] = ()

@@ -12,7 +12,9 @@ applied an accepted beam, the continuation after it is woven in the background
 - ``deeper``: beams twice as long (``weave.maxDepth`` doubled, up to its maximum);
 - ``after``: weave from the story plus this text, a beam not inserted yet ("weave from
   this beam"): every beam's ``insertText`` then starts with it, so inserting one at the
-  position inserts both.
+  position inserts both;
+- ``depth``: beams this many tokens long (1 to ``weave.maxDepth``'s maximum); with
+  ``after``, "step N more tokens" on a beam.
 
 ``lloom.showContext`` takes ``[uri, position]`` and answers what the next weave there would
 send (:func:`..context.show_context`): ``prompt`` (exactly), ``memory``, ``memorySource``,
