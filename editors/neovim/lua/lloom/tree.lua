@@ -14,9 +14,14 @@ M.BAR_WIDTH = 8
 --- How many characters of the story's end the root line shows.
 M.STORY_TAIL = 30
 
---- A token as a JSON string, quotes included: its spaces and newlines stay visible.
+--- A phrase as it reads: line breaks as ⏎ and tabs as ⇥ (as the server's views show
+--- them), quotes and backslashes as typed; a phrase of spaces alone as middle dots.
 function M.token_text(text)
-  return vim.fn.json_encode(text or '')
+  local shown = beams.visible(text or '')
+  if shown ~= '' and not shown:find('[^ ]') then
+    return (shown:gsub(' ', '·'))
+  end
+  return shown
 end
 
 --- A node's finish reason, or nil ("stop", "depth", "end", "cut"; null in JSON).
@@ -78,13 +83,18 @@ function M.phrase(node)
 end
 
 --- A phrase's line: indent, bar, probability (its first token's), the phrase,
---- `[finish]` where a beam ends.
+--- `[finish]` where a beam ends (alone after the probability on an empty leaf: the
+--- model's end of text right there).
 function M.phrase_line(text, prob, finish, level)
-  return string.rep('  ', math.min(level, M.MAX_INDENT_LEVELS))
+  local phrase = M.token_text(text)
+  local line = string.rep('  ', math.min(level, M.MAX_INDENT_LEVELS))
     .. beams.bar(prob, M.BAR_WIDTH)
     .. string.format(' %4s  ', beams.percent(prob))
-    .. M.token_text(text)
-    .. (finish and ('  [' .. finish .. ']') or '')
+    .. phrase
+  if finish then
+    line = line .. (phrase ~= '' and '  ' or '') .. '[' .. finish .. ']'
+  end
+  return line
 end
 
 --- The tree as `{ lines, nodes, depths, folds }`, all indexed by line (1-based): the
