@@ -327,6 +327,7 @@ local before = buffer_text()
 vim.cmd('LLooMAccept')
 wait(30000, function() return buffer_text() ~= before end, 'the best beam')
 R.text = buffer_text()
+R.messages = vim.fn.execute('messages')
 R.info = vim.fn.execute('LLooMInfo')
 -- Nvim 0.11 maps K to vim.lsp.buf.hover() itself for a server with hover: not ours.
 local ours = 0
@@ -350,6 +351,8 @@ R.mappings = ours
     problems = [n for n in result["notifications"] if n["level"] in ("WARN", "ERROR")]
     assert problems == []
     assert result["mappings"] == 0  # keymaps are off unless asked for
+    # Nvim prints an applyEdit's label over the speed line: the plugin drops it
+    assert "Workspace edit" not in result["messages"], result["messages"]
 
 
 def test_one_client_per_root_on_the_configured_filetypes_only(
@@ -551,6 +554,7 @@ local before = buffer_text()
 vim.cmd('LLooMAccept')
 wait(30000, function() return buffer_text() ~= before end, 'the best beam')
 R.text = buffer_text()
+R.messages = vim.fn.execute('messages')
 R.config = vim.lsp.config.lloom
 """
     result = run_nvim(tmp_path, body, story=str(story), url=llama_server_url)
@@ -558,4 +562,5 @@ R.config = vim.lsp.config.lloom
         pytest.skip(result["skipped"])
 
     assert result["config"]["filetypes"] == ["text", "markdown"]
+    assert "Workspace edit" not in result["messages"], result["messages"]
     assert result["text"] == STORY + expected_beams(llama_server_url)[0].insert_text

@@ -46,8 +46,8 @@ command('LLooMInfo', run('info'), {
 })
 
 -- Clients from vim.lsp.enable('lloom') get what setup()'s get in on_attach: the
--- statusline's lloom/status, the shading's lloom/spans and code actions that weave
--- where :LLooMWeave does.
+-- statusline's lloom/status, the shading's lloom/spans, code actions that weave
+-- where :LLooMWeave does, and beams inserted without a "Workspace edit" message.
 vim.lsp.handlers['lloom/status'] = function(...)
   return require('lloom.client').on_status(...)
 end
@@ -62,6 +62,7 @@ if vim.fn.has('nvim-0.8') == 1 then
       local client = vim.lsp.get_client_by_id(args.data.client_id)
       if client and client.name == 'lloom' then
         require('lloom.client').place_code_actions(client)
+        require('lloom.client').quiet_edits(client)
       end
     end,
   })

@@ -227,6 +227,7 @@ end
 --- on_attach, or LspAttach for vim.lsp.enable('lloom')).
 function M.prepare(client, bufnr)
   M.place_code_actions(client)
+  M.quiet_edits(client)
   local options = state.options
   if not options or not state.started[client.id] then
     return
@@ -245,6 +246,25 @@ local function on_attach(client, bufnr)
   local options = state.options or config.defaults
   if options.on_attach then
     options.on_attach(client, bufnr)
+  end
+end
+
+--- workspace/applyEdit (lloom.accept inserting a beam): Nvim's own handler, which
+--- applies the edit only to the document version it was made for, without the label
+--- it would print ("Workspace edit LLooM: accept beam") over the speed line.
+function M.apply_edit(err, params, ctx, handler_config)
+  if type(params) == 'table' and params.label then
+    params = vim.tbl_extend('force', {}, params)
+    params.label = nil
+  end
+  return vim.lsp.handlers['workspace/applyEdit'](err, params, ctx, handler_config)
+end
+
+--- Give `client` M.apply_edit (setup()'s clients have it from M.lsp_config; those of
+--- vim.lsp.enable('lloom') get it here, on LspAttach).
+function M.quiet_edits(client)
+  if type(client.handlers) == 'table' then
+    client.handlers['workspace/applyEdit'] = M.apply_edit
   end
 end
 
@@ -271,6 +291,7 @@ function M.lsp_config(options, root)
     init_options = vim.deepcopy(state.settings),
     capabilities = capabilities,
     handlers = {
+      ['workspace/applyEdit'] = M.apply_edit,
       ['lloom/status'] = M.on_status,
       ['lloom/spans'] = function(...)
         return require('lloom.shading').on_spans(...)
