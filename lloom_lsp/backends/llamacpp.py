@@ -259,9 +259,14 @@ class LlamaCppBackend:
         pool uses that does not hold it yet, so the next weave of it starts warm: the slot
         that holds most of it first, then the others as copies of it where the server copies
         slots, else each evaluates it.  Returns how many slots it filled.  Cancel it freely:
-        a weave should not wait behind it."""
+        a weave should not wait behind it.
+
+        A long story is also tokenised meanwhile, so that the weave's requests, its first
+        included, go as token ids (``_story_ids_for``)."""
+        self._story_ids_for(story)
         pool = await self.slots()
         if pool is None:
+            await self._tokenised(story)
             return 0
         warmed = 0
         for state in sorted(pool.slots, key=lambda s: s.missing(story)):
@@ -274,7 +279,14 @@ class LlamaCppBackend:
                 if done == "held" and pool.copies is not False and pool.covered(story) is None:
                     await self._save(pool, slot, story)  # copies of the newest draft
                 warmed += 1
+        await self._tokenised(story)
         return warmed
+
+    async def _tokenised(self, story: str) -> None:
+        """Wait for ``story``'s tokenising, if any, without cancelling it when cancelled
+        ourselves: a weave of the story uses it."""
+        if (tokenising := self._story_ids.get(story)) is not None:
+            await asyncio.wait({tokenising})
 
     # -- requests -----------------------------------------------------------------------
 

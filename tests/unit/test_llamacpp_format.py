@@ -173,3 +173,25 @@ async def test_a_long_story_is_tokenised_once_and_then_sent_as_token_ids() -> No
     ]
     tokenised = [body for path, body in sent if path == "/tokenize"]
     assert tokenised == [{"content": story, "add_special": True, "parse_special": True}]
+
+
+async def test_warming_a_long_story_tokenises_it_so_the_first_request_goes_as_ids() -> None:
+    sent: list[tuple[str, dict]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append((request.url.path, json.loads(request.content or b"{}")))
+        if request.url.path == "/tokenize":
+            return httpx.Response(200, json={"tokens": [2, 7, 8]})
+        return httpx.Response(200, json={"completion_probabilities": []})
+
+    story = "x" * llamacpp.STORY_IDS_CHARS
+    backend = LlamaCppBackend(
+        "http://llama.test", transport=httpx.MockTransport(handler), pin_slots=False
+    )
+    try:
+        await backend.warm(story)
+        await backend.continue_prompt(Prompt(story, (11,)), 3, 10)
+    finally:
+        await backend.aclose()
+    assert [path for path, _ in sent] == ["/tokenize", "/completion"]
+    assert sent[-1][1]["prompt"] == [2, 7, 8, 11]
