@@ -183,8 +183,12 @@ async def streams(
     """``n`` parallel greedy streams of ``depth`` tokens from ``prompt``, pinned to slots
     0..n-1 and asking ``n_probs`` as a weave does: what the server decodes per second when
     ``n`` requests keep it busy, the rate a weave at concurrency ``n`` can at best decode
-    at.  Slots must be warm."""
-    body = {"prompt": prompt, "n_predict": depth, "n_probs": top_n, "temperature": 0}
+    at.  Slots must be warm.  The prompt goes as token ids, as a weave's do (the backend
+    tokenises a long story once), so the server's tokenising is not counted as decoding."""
+    answer = await client.post(f"{url}/tokenize", json={"content": prompt, "add_special": True})
+    answer.raise_for_status()
+    ids = answer.json()["tokens"]
+    body = {"prompt": ids, "n_predict": depth, "n_probs": top_n, "temperature": 0}
 
     async def one(slot: int) -> int:
         response = await client.post(
