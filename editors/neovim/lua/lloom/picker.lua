@@ -45,6 +45,7 @@ end
 --- The title of a float over its top border, where Nvim has no float titles (0.7, 0.8):
 --- a one-line float of its own, which the cursor cannot enter.  Closes with `win`.
 local function border_title(win, title, zindex)
+  vim.cmd('redraw') -- a float placed on `win` before `win` is drawn lands at the screen's top
   local text = beams.fit(' ' .. title .. ' ', math.max(1, api.nvim_win_get_width(win) - 2))
   local bufnr = api.nvim_create_buf(false, true)
   api.nvim_buf_set_lines(bufnr, 0, -1, false, { text })
