@@ -232,6 +232,9 @@ R.cursor = vim.api.nvim_win_get_cursor(0)
     labels = beam_labels([beam.insert_text for beam in beams])
     best = max(beam.score for beam in beams)
     for shown, label, beam in zip(offered, labels, beams):
+        if beam.note:  # why it sits below beams scored higher, after the label
+            assert shown.endswith(f"  · {beam.note}"), shown
+            shown = shown.removesuffix(f"  · {beam.note}")
         bar, score, rest = shown.split(" ", 2)
         assert len(bar) == 10 and set(bar) <= set("█▏▎▍▌▋▊▉·"), shown
         assert bar.count("█") == int(beam.score / best * 80 + 0.5) // 8, shown

@@ -56,11 +56,19 @@ R.rows = offered[2]
     )
     result = run_nvim(tmp_path, body, story=str(story), url=llama_server_url, cursor=cursor)
 
-    labels = beam_labels([beam.insert_text for beam in expected_beams(llama_server_url, before)])
+    beams = expected_beams(llama_server_url, before)
+    labels = beam_labels([beam.insert_text for beam in beams])
     titles = [re.sub(r" \(p=[^)]*\)$", "", t.removeprefix("Continue: ")) for t in result["titles"]]
     # Before the character under the cursor, the built-in wove a story one character short.
     assert titles == labels
-    assert [row.split(" ", 2)[2].split("   │ ")[0].strip() for row in result["rows"]] == labels
+    rows = [  # each row's note (why it sits below beams scored higher) after the label
+        row.removesuffix(f"  · {beam.note}" if beam.note else "")
+        for row, beam in zip(result["rows"], beams)
+    ]
+    shown = [row.split(" ", 2)[2].split("   │ ")[0].strip() for row in rows]
+    assert len(shown) == len(labels)
+    for text, label in zip(shown, labels):  # a label cut to leave room for the note ends in …
+        assert text == label or (text.endswith("…") and label.startswith(text[:-1])), text
 
 
 def test_code_action_of_an_lsp_enable_client_weaves_where_weave_does(
