@@ -11,7 +11,6 @@ Driven headless like tests/editors/test_neovim.py, against the real server and b
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -321,9 +320,7 @@ R.floats = #float_windows()
 R.unchanged = buffer_text() == before
 """
     )
-    result = run_nvim(
-        tmp_path, body, story=str(story), url=llama_server_url, columns=56, depth=4
-    )
+    result = run_nvim(tmp_path, body, story=str(story), url=llama_server_url, columns=56, depth=4)
 
     assert result["title"] == " LLooM beams: <CR> insert  K tokens  q cancel "
     beams, rows, width = result["beams"], result["rows"], result["width"]

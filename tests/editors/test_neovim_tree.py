@@ -9,7 +9,6 @@ Neovim, which the server answers from the same weave.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -208,14 +207,26 @@ def test_phrases_read_as_text_not_json(tmp_path: Path) -> None:
     line breaks as ⏎, quotes as typed, an empty leaf as its ending alone; no server."""
     tree = {
         "prompt": "Far out past the reef, he saw what he had never seen before: a whale.",
-        "root": {"text": "", "prob": 1, "children": [
-            {"text": "\n\n", "prob": 0.55, "children": [
-                {"text": '"I\'m afraid it\'s a whale,"', "prob": 0.068, "finish": "stop",
-                 "children": []},
-                {"text": "  ", "prob": 0.02, "finish": "depth", "children": []},
-            ]},
-            {"text": "", "prob": 0.017, "finish": "end", "children": []},
-        ]},
+        "root": {
+            "text": "",
+            "prob": 1,
+            "children": [
+                {
+                    "text": "\n\n",
+                    "prob": 0.55,
+                    "children": [
+                        {
+                            "text": "\"I'm afraid it's a whale,\"",
+                            "prob": 0.068,
+                            "finish": "stop",
+                            "children": [],
+                        },
+                        {"text": "  ", "prob": 0.02, "finish": "depth", "children": []},
+                    ],
+                },
+                {"text": "", "prob": 0.017, "finish": "end", "children": []},
+            ],
+        },
     }
     body = """
 R.lines = require('lloom.tree').layout(P.tree, '24 suggestions').lines
