@@ -26,6 +26,9 @@ command('LLooMTree', function(args)
 end, { bang = true, desc = "LLooM: show the weave's token tree beside the story" })
 command('LLooMCancel', run('cancel'), { desc = 'LLooM: cancel the weaves in progress' })
 command('LLooMToggle', run('toggle'), { desc = 'LLooM: toggle automatic suggestions' })
+command('LLooMContext', function()
+  require('lloom').show_context()
+end, { desc = 'LLooM: show what the next weave at the cursor would send' })
 command('LLooMShading', run('shading'), {
   desc = 'LLooM: toggle shading woven text by probability',
 })

@@ -7,7 +7,7 @@
 --- (starting and talking to the client on Nvim 0.7+), lloom.position (cursor and LSP
 --- positions), lloom.beams (picker rows), lloom.actions, lloom.tree and
 --- lloom.tree_buffer (:LLooMTree), lloom.tree_file (:LLooMSaveTree, :LLooMLoadTree),
---- lloom.shading (lloom/spans) and lloom.inline (0.12+).
+--- lloom.context (:LLooMContext), lloom.shading (lloom/spans) and lloom.inline (0.12+).
 --- See :help lloom.
 local actions = require('lloom.actions')
 local client = require('lloom.client')
@@ -76,6 +76,13 @@ end
 --- :LLooMLoadTree — show the tree saved beside the file; `done(view)` once shown.
 function M.load_tree(done)
   return require('lloom.tree_file').load(done)
+end
+
+--- :LLooMContext — what the next weave at the cursor would send (memory, author's note,
+--- window, token count, then the prompt exactly), read-only in a scratch buffer below
+--- the story; `done(err, result, bufnr)` with the server's `lloom.showContext` answer.
+function M.show_context(done)
+  return require('lloom.context').show(done)
 end
 
 --- :LLooMShading — turn shading woven text by probability on or off; returns the new value.
