@@ -455,4 +455,32 @@ describe('LLooM in code-server', { timeout: 10 * 60_000 }, () => {
       throw err;
     }
   });
+
+  it('shows the context of the next weave in a read-only document beside the story, and refreshes it', async () => {
+    try {
+      await runCommand('View: Focus First Editor Group');
+      await page.keyboard.press('Control+End');
+      await runCommand('LLooM: Show Context');
+      await page.locator('.tabs-container .tab', { hasText: 'story.txt context' }).waitFor();
+      const shown = page.locator('.part.editor .monaco-editor', { hasText: 'LLooM context:' }).first();
+      // The header, then the prompt exactly: the story's end is in it.
+      await shown.locator('.view-lines', { hasText: 'tokens of' }).waitFor();
+      await shown.locator('.view-lines', { hasText: 'the prompt, exactly as sent' }).waitFor();
+      assert.match(await shown.locator('.view-lines').innerText(), /Once\s+upon\s+a\s+time/);
+      // Read-only: typing there is refused, and the text stays as it was.
+      await shown.locator('.view-lines').click();
+      await page.keyboard.type('x');
+      await page.locator('.monaco-editor-overlaymessage', { hasText: 'Cannot edit in read-only editor' }).waitFor();
+      // Run again from the context document, with the story's cursor at its start: the same document, refreshed.
+      await runCommand('View: Focus First Editor Group');
+      await page.keyboard.press('Control+Home');
+      await runCommand('View: Focus Second Editor Group');
+      await runCommand('LLooM: Show Context');
+      await shown.locator('.view-lines', { hasText: 'at line 1, column 1' }).waitFor();
+      assert.equal(await page.locator('.tabs-container .tab', { hasText: 'story.txt context' }).count(), 1);
+    } catch (err) {
+      process.exitCode = 1;
+      throw err;
+    }
+  });
 });

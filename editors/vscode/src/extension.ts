@@ -5,6 +5,7 @@ import * as vscode from 'vscode';
 
 import { BeamCycling } from './beamCycling';
 import { LLooMClient } from './client';
+import { ContextView } from './contextView';
 import { matchesSelector } from './core/languages';
 import { inlineAutomatic, languages, needsRestart, toggleInlineAutomatic } from './settings';
 import { ProbabilityShading } from './shading';
@@ -28,6 +29,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const shading = new ProbabilityShading(lloom, log);
   const treeFiles = new TreeFiles(lloom, threads, log);
   const beamCycling = new BeamCycling(lloom);
+  const contextView = new ContextView(lloom, log);
 
   const updateActive = () => {
     const doc = vscode.window.activeTextEditor?.document;
@@ -50,6 +52,8 @@ export function activate(context: vscode.ExtensionContext): void {
     ...shading.register(),
     beamCycling,
     ...beamCycling.register(),
+    contextView,
+    ...contextView.register(),
     vscode.commands.registerCommand('lloom.restart', () => lloom.restart()),
     vscode.commands.registerCommand('lloom.showLog', () => log.show()),
     vscode.commands.registerCommand('lloom.toggleInlineAutomatic', toggleInline),

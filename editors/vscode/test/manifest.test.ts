@@ -80,7 +80,7 @@ describe('commands', () => {
     // vscode-languageclient registers every command the server's executeCommandProvider
     // lists; a contributed command of the same name makes the client fail to start.
     const server = path.join(ROOT, '..', '..', 'lloom_lsp');
-    const names = new Set(['lloom.weave', 'lloom.accept', 'lloom.cancel', 'lloom.tree', 'lloom.saveTree', 'lloom.loadTree', 'lloom.spans']);
+    const names = new Set(['lloom.weave', 'lloom.accept', 'lloom.cancel', 'lloom.tree', 'lloom.saveTree', 'lloom.loadTree', 'lloom.spans', 'lloom.showContext']);
     if (existsSync(server)) {
       for (const file of pythonFiles(server)) {
         for (const m of readFileSync(file, 'utf8').matchAll(/@server\.command\("([^"]+)"\)/g)) names.add(m[1]);
