@@ -474,7 +474,7 @@ describe('LLooM in code-server', { timeout: 10 * 60_000 }, () => {
       // Run again from the context document, with the story's cursor at its start: the same document, refreshed.
       await runCommand('View: Focus First Editor Group');
       await page.keyboard.press('Control+Home');
-      await runCommand('View: Focus Second Editor Group');
+      await shown.locator('.view-lines').click();
       await runCommand('LLooM: Show Context');
       await shown.locator('.view-lines', { hasText: 'at line 1, column 1' }).waitFor();
       assert.equal(await page.locator('.tabs-container .tab', { hasText: 'story.txt context' }).count(), 1);

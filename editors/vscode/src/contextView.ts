@@ -63,10 +63,15 @@ export class ContextView implements vscode.TextDocumentContentProvider, vscode.D
     const uri = client.code2ProtocolConverter.asUri(editor.document.uri);
     let text: string;
     try {
-      const raw: unknown = await client.sendRequest(ExecuteCommandRequest.type, {
-        command: SHOW_CONTEXT,
-        arguments: contextArguments(uri, editor.selection.active),
-      });
+      // In the status bar: counting the tokens may wait for a backend that is starting.
+      const raw: unknown = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Window, title: 'LLooM: reading the context…' },
+        () =>
+          client.sendRequest(ExecuteCommandRequest.type, {
+            command: SHOW_CONTEXT,
+            arguments: contextArguments(uri, editor.selection.active),
+          }),
+      );
       text = parseContextResult(raw).text;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
@@ -78,7 +83,9 @@ export class ContextView implements vscode.TextDocumentContentProvider, vscode.D
     this.texts.set(target.toString(), text);
     this.changed.fire(target);
     const doc = await vscode.workspace.openTextDocument(target);
-    await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true, preview: false });
+    // Where it shows already: run from the context document, Beside would open a second one.
+    const shown = vscode.window.visibleTextEditors.find((e) => e.document === doc)?.viewColumn;
+    await vscode.window.showTextDocument(doc, { viewColumn: shown ?? vscode.ViewColumn.Beside, preserveFocus: true, preview: false });
   }
 
   /** The active editor; when that is a context document, the editor of its story. */
