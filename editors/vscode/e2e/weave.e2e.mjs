@@ -268,8 +268,11 @@ describe('LLooM in code-server', { timeout: 10 * 60_000 }, () => {
         const clip = box && { x: Math.max(box.x - 60, 0), y: 0, width: box.width + 120, height: box.y + box.height + 20 };
         await page.screenshot({ path: process.env.LLOOM_E2E_SCREENSHOT, ...(clip ? { clip } : {}) });
       }
-      // "██████████ 6.97  there was …": bar, score, two spaces, then the beam's label.
-      const shown = label.split('\n')[0].replace(/\u00a0/g, ' ').replace(/^[█▏▎▍▌▋▊▉·]+ [\d.]+ {2}/, '');
+      // "██████████ 6.97  there was …": bar, score, two spaces, then the beam's label.  The
+      // label element alone: a note or folded variants ("also: up") sit beside it, on its line.
+      const name = rows.first().locator('.label-name').first();
+      const labelLine = (await name.count()) ? await name.innerText() : label.split('\n')[0];
+      const shown = labelLine.replace(/\u00a0/g, ' ').replace(/^[█▏▎▍▌▋▊▉·]+ [\d.]+ {2}/, '');
       assert.ok(shown.trim().length > 0, `first row shows a continuation: ${label}`);
       await page.keyboard.press('Enter');
       await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
