@@ -320,6 +320,28 @@ class LspSession:
         change = types.TextDocumentContentChangePartial(range=types.Range(end, end), text=piece)
         self.client.text_document_did_change(types.DidChangeTextDocumentParams(doc, [change]))
 
+    def replace_line(self, uri: str, line: int, old: str, new: str) -> None:
+        """An incremental ``didChange`` that replaces line ``line`` (whose text is ``old``)
+        with ``new``, as an editor sends an edit of one line."""
+        from lsprotocol import types
+
+        self.versions[uri] = version = self.versions.get(uri, 1) + 1
+        start = types.Position(line, 0)
+        end = types.Position(line, len(old.encode("utf-16-le")) // 2)
+        doc = types.VersionedTextDocumentIdentifier(version=version, uri=uri)
+        change = types.TextDocumentContentChangePartial(range=types.Range(start, end), text=new)
+        self.client.text_document_did_change(types.DidChangeTextDocumentParams(doc, [change]))
+
+    async def context_tokens(self, uri: str, text: str) -> int | None:
+        """The prompt tokens ``lloom.showContext`` counts for a weave at the end of ``text``."""
+        from lsprotocol import types
+
+        params = types.ExecuteCommandParams(
+            command="lloom.showContext", arguments=[uri, _end(text)]
+        )
+        answer = await self.client.workspace_execute_command_async(params)
+        return answer.get("tokens") if answer else None
+
     async def weave_again_at_end(self, uri: str, text: str) -> float:
         """Seconds for ``lloom.weave`` with ``fresh`` at the end of ``text``: the same story
         woven anew, on the cache the weave before left."""

@@ -2,9 +2,10 @@
 
     .venv/bin/python benchmarks/real_bench.py [--quick] [--repeat N] [--json out.json]
 
-``--sections writer,small,weaves,probes`` picks what to measure (all by default): ``writer``
-is the writer's loop through the language server and ``small`` a weave against llama-servers
-with a small context (``writer_loop.py``), ``weaves`` the main table below and ``probes`` the
+``--sections writer,memory,small,weaves,probes`` picks what to measure (all by default):
+``writer`` is the writer's loop through the language server, ``memory`` the same with a
+memory the writer changes, and ``small`` a weave against llama-servers with a small context
+(``writer_loop.py``), ``weaves`` the main table below and ``probes`` the
 language server, continue and batching probes.  ``--quick`` skips the long-story ``token`` c1
 rows; ``--models real`` (or ``bigram``) measures one model; ``--rtts 0`` leaves out the 20 ms
 rows; ``--from-json out.json`` prints the tables of an earlier run again.  A full run
@@ -79,7 +80,7 @@ import attrs
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from writer_loop import small_servers, writer_loop, writer_report  # noqa: I001 (beside bench_support)
+from writer_loop import memory_loop, small_servers, writer_loop, writer_report  # noqa: I001 (beside bench_support)
 from bench_support import (
     LspSession,
     batching,
@@ -111,7 +112,7 @@ STRATEGIES = {
     "best c4": ("best", 4),
 }
 RTTS = "0,20"
-SECTIONS = ("writer", "small", "weaves", "probes")
+SECTIONS = ("writer", "memory", "small", "weaves", "probes")
 #: The language server probe weaves with the default strategy.
 LSP_STRATEGY = WeaveSettings().strategy
 #: The bigram model's slots are capped at its training context, 4,096 tokens, and its
@@ -477,6 +478,8 @@ async def main() -> None:
         ) as server:
             if model == "real" and "writer" in sections:
                 result["writer"] = await writer_loop(server.url, _drafts, logs)
+            if model == "real" and "memory" in sections:
+                result["memory"] = await memory_loop(server.url, _drafts, logs)
             if model == "real" and "small" in sections:
                 result["small"] = await small_servers(path, _drafts, logs)
             rtts = [int(ms) for ms in args.rtts.split(",")]

@@ -141,6 +141,48 @@ async def writer_loop(url: str, drafts: Any, logs: Path) -> dict[str, Any]:
     return out
 
 
+#: The memory a chapter starts with, and what the writer changes it to (issue 20).
+MEMORY = ("Keeper Ilse Varga tends the lighthouse alone.", "Keeper Odo Brand tends it now.")
+
+
+async def memory_loop(url: str, drafts: Any, logs: Path) -> dict[str, Any]:
+    """The 47,000-character document with a memory in its front matter: the first weave, a
+    typed weave, a weave after the writer changes the memory, and a typed weave after that.
+    The memory leads every story window, so changing it reads the window once again (its
+    tokens, as ``lloom.showContext`` counts them) and typing still reads only the new words."""
+    options = {"lloom": {"backend": {"url": url, "type": "llamacpp", "timeoutSeconds": 600}}}
+    head = f"---\nmemory: |\n  {MEMORY[0]}\n---\n\n"
+    rows: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(timeout=600) as client, LspSession(options) as session:
+        w = Writer(session, "file:///bench/memory.txt", head + document(47_000, next(drafts)))
+        w.open()
+        await asyncio.sleep(PAUSE_S)
+
+        async def weave(kind: str) -> None:
+            before = await prompt_tokens(client, url)
+            wall, items = await w.weave()
+            tokens = await prompt_tokens(client, url) - before
+            window = await session.context_tokens(w.uri, w.text)
+            rows.append({"kind": kind, "wall": wall, "items": items, "prompt": tokens,
+                         "window": window})  # fmt: skip
+            _say("47k with memory", rows[-1])
+
+        await weave("first")
+        await w.type(TYPED[0])
+        await asyncio.sleep(PAUSE_S)
+        await weave("typed")
+        old = f"  {MEMORY[0]}"
+        session.replace_line(w.uri, 2, old, f"  {MEMORY[1]}")
+        w.text = w.text.replace(old, f"  {MEMORY[1]}", 1)
+        await asyncio.sleep(PAUSE_S)
+        await weave("memory changed")
+        await w.type(TYPED[1])
+        await asyncio.sleep(PAUSE_S)
+        await weave("typed")
+        (logs / "lsp 47k with memory.log").write_text("\n".join(session.log) + "\n")
+    return {"rows": rows}
+
+
 def _say(name: str, row: dict[str, Any]) -> None:
     warm = f", warm {row['warm']:.2f}s" if "warm" in row else ""
     print(
@@ -216,6 +258,22 @@ def writer_report(result: dict[str, Any]) -> list[str]:
             "",
             f"47,000 / 12,000 characters, median typed weave: {fmt(ratio_47)} (target <= 1.2). "
             "Targets: median tokens <= 300, typed / warm <= 1.3.",
+        ]
+    if (memory := result.get("memory")) is not None:
+        parts += [
+            "",
+            "## Memory (real model, the 47,000-character document with memory in front matter)",
+            "",
+            table(
+                ["weave", "wall s", "prompt tokens evaluated", "window tokens", "suggestions"],
+                [
+                    [r["kind"], r["wall"], r["prompt"], r["window"], r["items"]]
+                    for r in memory["rows"]
+                ],
+            ),
+            "",
+            "Changing the memory reads the window once (target: about its tokens); typing "
+            "reads the new words (target: a small fraction of the window).",
         ]
     if (small := result.get("small")) is not None:
         parts += [
