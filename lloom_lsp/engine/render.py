@@ -153,7 +153,7 @@ def render(view: TreeView, fmt: str) -> str:
 
 
 # The one place text and probabilities are drawn for people: the renderings here, the
-# terminal's beam list (lloom_lsp/terminal.py) and the server's hovers and titles.
+# terminal's beam list (lloom_lsp/cli/terminal.py) and the server's hovers and titles.
 
 _BLOCKS = " ▏▎▍▌▋▊▉█"
 

@@ -27,8 +27,8 @@ from .. import __version__
 from ..config import Settings
 from .documents import DocumentsProtocol
 from .settings import SettingsStore
-from .spans import WovenSpans
-from .weaving import WeaveService
+from .weave_service import WeaveService
+from .woven_spans import WovenSpans
 
 __all__ = ["LloomProtocol", "LloomServer", "LspLogHandler"]
 

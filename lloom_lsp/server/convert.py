@@ -31,8 +31,8 @@ from .labels import beam_labels
 from .positions import word_fragment
 
 if TYPE_CHECKING:
-    from .spans import TokenSpan
-    from .woven import Alternative
+    from .woven_spans import TokenSpan
+    from .woven_tokens import Alternative
 
 __all__ = [
     "to_lsp_branch_action",

@@ -16,7 +16,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient
 
-from lloom_lsp.server.weaving import SAYS_EVALUATING
+from lloom_lsp.server.weave_service import SAYS_EVALUATING
 
 TEXT = "Once upon a time,"
 SPEED = re.compile(r"\d+ suggestions in \d+\.\d\d s @ \d+\.\d tok/s")

@@ -26,7 +26,7 @@ from lloom_lsp.backends import BackendUnavailable
 from lloom_lsp.config import Settings, parse_settings
 from lloom_lsp.server.positions import change_end, end_of_document, from_lsp_story
 from lloom_lsp.server.settings import lloom_section
-from lloom_lsp.server.weaving import WeaveService
+from lloom_lsp.server.weave_service import WeaveService
 
 TEXT = "Once upon a time,"
 #: Pool size: the server's slots, at most lloom.backend.concurrency (default 4) of them.

@@ -69,7 +69,7 @@ from lsprotocol.converters import get_converter
 from lsprotocol.types import METHOD_TO_TYPES, Range
 
 from lloom_lsp.server.features.shading import SPANS_NOTIFICATION
-from lloom_lsp.server.weaving import STATUS_NOTIFICATION
+from lloom_lsp.server.weave_service import STATUS_NOTIFICATION
 
 SERVER = [sys.executable, "-m", "lloom_lsp"]
 #: Seconds a request has to be answered (the backend stand-in fails a weave in milliseconds).

@@ -18,8 +18,8 @@ from lloom_lsp.engine.beam import (
 )
 from lloom_lsp.engine.prose import ends_naturally, near_duplicate_word
 from lloom_lsp.server.convert import beam_detail, to_lsp_token_hover, token_details
-from lloom_lsp.server.spans import TokenSpan
-from lloom_lsp.server.woven import Alternative
+from lloom_lsp.server.woven_spans import TokenSpan
+from lloom_lsp.server.woven_tokens import Alternative
 
 
 def beam(text: str, score: float, finish: str = "depth", **kw: object) -> Beam:

@@ -37,8 +37,8 @@ from ..convert import (
 )
 from ..documents import lsp_document
 from ..positions import position_after
-from ..spans import TokenSpan
-from ..woven import Alternative, branch_tokens
+from ..woven_spans import TokenSpan
+from ..woven_tokens import Alternative, branch_tokens
 
 #: Alternatives offered as "Branch here" actions at one token, at most.
 MAX_BRANCHES = 3

@@ -36,8 +36,8 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from ..app import LloomServer
 from ..context import show_context
 from ..convert import to_lsp_weave_result, to_lsp_workspace_edit
-from ..weaving import speed_line
-from ..woven import woven_tokens
+from ..weave_service import speed_line
+from ..woven_tokens import woven_tokens
 from .weave_at import Woven, weave_at
 
 

@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 from ..app import LloomServer
-from ..spans import TokenSpan
+from ..woven_spans import TokenSpan
 
 __all__ = ["SPANS_NOTIFICATION", "publish_spans", "register", "spans_message"]
 

@@ -23,7 +23,7 @@ from lsprotocol import types
 from ...engine.render import FORMATS, TreeView, render, tree_view, view_from_dict
 from ...graphviz import to_svg
 from ..app import LloomServer
-from ..weaving import speed_line
+from ..weave_service import speed_line
 from .weave_at import Woven, weave_at
 
 

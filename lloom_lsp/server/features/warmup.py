@@ -6,7 +6,7 @@ inserted) is woven text too.
 Once the writer pauses (``warmup.debounceMs``), the story at their cursor (the end of the
 text they just typed or pasted; the end of the document when it opens) is evaluated into
 the backend's slots, so the next weave there skips the prompt evaluation.  The weaving
-service runs it (:meth:`~lloom_lsp.server.weaving.WeaveService.warm_soon`): a change
+service runs it (:meth:`~lloom_lsp.server.weave_service.WeaveService.warm_soon`): a change
 during the wait starts the wait again, every weave cancels it, and a failure is only
 logged.  The prefetch after an accepted beam starts in ``lloom.accept`` (:mod:`.commands`).
 """
@@ -22,7 +22,7 @@ from ...config import Settings
 from ...engine import WeaveResult
 from ..app import LloomServer
 from ..positions import change_end, end_of_document, position_after
-from ..woven import woven_tokens
+from ..woven_tokens import woven_tokens
 from .shading import publish_spans
 
 

@@ -26,7 +26,7 @@ from lsprotocol import types
 from pygls.workspace import TextDocument
 
 from .positions import position_after
-from .woven import Alternative, WovenToken
+from .woven_tokens import Alternative, WovenToken
 
 __all__ = ["TokenSpan", "WovenSpans"]
 

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__
-from .config import Settings, SettingsError, flat_settings, json_schema, parse_settings
+from .. import __version__
+from ..config import Settings, SettingsError, flat_settings, json_schema, parse_settings
 
 __all__ = ["main"]
 
@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = args.command or "serve"
     if command == "serve":
-        from .server import serve
+        from ..server import serve
 
         return serve(getattr(args, "tcp", None), getattr(args, "log_level", "WARNING"))
     if command == "schema":

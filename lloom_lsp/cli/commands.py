@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from .backends import (
+from ..backends import (
     BackendAuthError,
     BackendBusy,
     BackendContextError,
@@ -21,10 +21,10 @@ from .backends import (
     BackendUnavailable,
     create_backend,
 )
-from .config import Settings
-from .engine import Weave
-from .engine.render import render, tree_view
-from .graphviz import to_svg
+from ..config import Settings
+from ..engine import Weave
+from ..engine.render import render, tree_view
+from ..graphviz import to_svg
 from .terminal import format_result
 
 __all__ = ["check_command", "demo_command", "weave_command"]
@@ -119,7 +119,7 @@ def error_kind(exc: BackendError) -> str:
 
 async def _context_notes(backend: Any, settings: Settings) -> list[str]:
     """What the server holds, and the story window it leaves."""
-    from .server.story import CHARS_PER_TOKEN, reserve_tokens
+    from ..server.story import CHARS_PER_TOKEN, reserve_tokens
 
     notes = []
     context = getattr(backend, "context_tokens", None)
@@ -153,7 +153,7 @@ BIGRAM_STORY = "Once upon a time,"
 def demo_model(choice: str, cache: Path) -> tuple[Path, str]:
     """The GGUF for ``--model`` and the story to weave by default."""
     if choice == "bigram":
-        from .testmodel import build_model
+        from ..testmodel import build_model
 
         return build_model(cache / "lloom-bigram-test.gguf"), BIGRAM_STORY
     if choice == "real":
@@ -173,7 +173,7 @@ def demo_model(choice: str, cache: Path) -> tuple[Path, str]:
 
 async def demo_command(story: str | None, settings: Settings, rounds: int, model: str) -> int:
     """Start llama-server on the chosen model, weave, accept the best beam, weave again."""
-    from .backends.process import (
+    from ..backends.process import (
         LlamaServerError,
         LlamaServerNotFound,
         LlamaServerProcess,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .engine import Beam, WeaveResult
-from .engine.render import bar, visible
+from ..engine import Beam, WeaveResult
+from ..engine.render import bar, visible
 
 __all__ = ["format_beam", "format_result"]
 
