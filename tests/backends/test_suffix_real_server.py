@@ -122,7 +122,8 @@ async def test_a_backend_that_cannot_score_ranks_without_it(
     request: pytest.FixtureRequest, llama_server_url: str, stub_name: str
 ) -> None:
     stub = request.getfixturevalue(stub_name)
-    backend = create_backend(BackendSettings(url=stub.url))
+    # one request in flight: the same requests on every run, so the counts compare exactly
+    backend = create_backend(BackendSettings(url=stub.url, concurrency=1))
     # a chat model answers the story as a message: the chat fixture's own settings
     settings = CHAT_WEAVE if stub_name == "openai_chat_stub" else EXACT
     try:
