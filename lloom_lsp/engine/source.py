@@ -61,11 +61,16 @@ class Prompt:
 
     Backends that accept token ids send ``text`` followed by ``token_ids`` so the
     model continues its own tokens; the others send ``text + tail`` as text.
+
+    ``suffix`` is the text after the cursor (engine/suffix.py).  A backend whose model
+    fills in the middle weaves with it in view (llama-server's ``/infill``); the others
+    ignore it and continue ``text`` alone.
     """
 
     text: str
     token_ids: tuple[int, ...] = ()
     tail: bytes = b""
+    suffix: str = ""
 
     def as_text(self) -> str:
         return self.text + self.tail.decode("utf-8", errors="ignore")

@@ -128,7 +128,8 @@ class Weave:
 
     ``after``: the text after the cursor (:func:`.suffix.after_cursor`); with
     ``afterCursor`` on, beams that repeat it are demoted and the finished beams are ranked
-    by how well they lead into it (:mod:`.suffix`).
+    by how well they lead into it (:mod:`.suffix`); every prompt carries it as its
+    ``suffix``, for a backend whose model fills in the middle.
     """
 
     def __init__(
@@ -320,10 +321,11 @@ class Weave:
         whole = len(ids) == len(beam.tokens) and "".join(t.text for t in beam.tokens) == beam.text
         data = beam.text.encode()
         if not whole:
-            return Prompt(self.prompt + beam.text)
+            return Prompt(self.prompt + beam.text, suffix=self.after)
         if self.root is not None:
-            return Prompt(self.root.text, (*self.root.token_ids, *ids), self.root.tail + data)
-        return Prompt(self.prompt, ids, data)
+            root = self.root
+            return Prompt(root.text, (*root.token_ids, *ids), root.tail + data, self.after)
+        return Prompt(self.prompt, ids, data, self.after)
 
     def _limit_reached(self) -> bool:
         if len(self._finished) + len(self.frontier) >= self.settings.max_suggestions:
@@ -338,8 +340,10 @@ class Weave:
     def prompt_for(self, beam: OpenBeam) -> Prompt:
         if self.root is not None:
             root = self.root
-            return Prompt(root.text, (*root.token_ids, *beam.ids), root.tail + beam.data)
-        return Prompt(self.prompt, beam.ids, beam.data)
+            return Prompt(
+                root.text, (*root.token_ids, *beam.ids), root.tail + beam.data, self.after
+            )
+        return Prompt(self.prompt, beam.ids, beam.data, self.after)
 
     async def _ask(self, beam: OpenBeam, max_tokens: int) -> Continuation:
         prompt = self.prompt_for(beam)

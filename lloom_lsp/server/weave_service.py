@@ -327,7 +327,8 @@ class WeaveService:
         if fresh or not settings.weave.reuse:
             self._memories.pop(memory_key, None)  # weave anew means ask the model anew
         memory = self._memories.setdefault(memory_key, StepMemory())
-        root = memory.root_for(split_story(story)[0]) if settings.weave.reuse else None
+        suffix = after if settings.weave.after_cursor else ""  # as the weave reads it
+        root = memory.root_for(split_story(story)[0], suffix) if settings.weave.reuse else None
         log.debug(
             "weave of %d characters starts%s",
             len(story),
