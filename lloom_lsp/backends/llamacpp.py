@@ -6,6 +6,9 @@ Beams continue by token ids (a mixed prompt ``["story", 12, 34]``), so the model
 its own tokens instead of a re-tokenisation of their text.  Every request is pinned to a
 slot that holds its story (:mod:`.slots`), and ``timings.prompt_n`` from each answer is
 added to the weave's :class:`~lloom_lsp.engine.source.Usage`.
+
+A prompt with the text after the cursor (its ``suffix``) goes to ``/infill`` where the
+model fills in the middle (:mod:`.infill`), else to ``/completion`` as every other.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
@@ -29,6 +32,7 @@ from ..engine.source import (
 from .base import BackendInfo, end_continuation, parse_steps
 from .errors import BackendError, BackendProtocolError
 from .http import HttpTransport
+from .infill import InfillSupport, infill_body
 from .slots import SlotPool, missing
 from .steps import parse_step
 from .streaming import Chunk, closing, release_steps, sse_data
@@ -64,6 +68,8 @@ class LlamaCppBackend:
         self._lead_ids: dict[str, tuple[int, ...]] = {}  # suffix_logprobs: text -> its tokens
         #: A long story's token ids, tokenised once (``_story_ids_for``).
         self._story_ids: dict[str, asyncio.Task[tuple[int, ...] | None]] = {}
+        #: Whether the model fills in the middle, learnt from the first ``/infill``.
+        self.infill = InfillSupport()
 
     # -- slots --------------------------------------------------------------------------
 
@@ -107,10 +113,17 @@ class LlamaCppBackend:
                 self._pool_known = True
         return self._pool
 
-    async def _slot(self, prompt: Prompt) -> AbstractAsyncContextManager[int | None]:
+    async def _slot(
+        self, prompt: Prompt, *, fill: bool = True
+    ) -> AbstractAsyncContextManager[int | None]:
+        """A slot for ``prompt``; without ``fill``, one chosen alike but not filled with
+        the story first (an ``/infill`` prompt starts with a FIM token: a story filled by
+        ``/completion`` would not be its cache)."""
         pool = await self.slots()
         if pool is None:
             return nullcontext(None)
+        if not fill:
+            return pool.slot(prompt.text, prompt.token_ids)
         return self._filled_slot(pool, prompt.text, prompt.token_ids)
 
     @asynccontextmanager
@@ -203,6 +216,7 @@ class LlamaCppBackend:
         for task in self._story_ids.values():
             task.cancel()
         self._story_ids.clear()
+        self.infill.forget()
 
     # -- a long story by its token ids ----------------------------------------------------
 
@@ -244,10 +258,21 @@ class LlamaCppBackend:
         return tuple(tokens)
 
     def _body(
-        self, prompt: Prompt, max_tokens: int, top_n: int, *, stream: bool, slot: int | None
+        self,
+        prompt: Prompt,
+        max_tokens: int,
+        top_n: int,
+        *,
+        stream: bool,
+        slot: int | None,
+        path: str = "/completion",
     ) -> dict[str, Any]:
-        """:func:`completion_body`, with a long story as token ids where they are known."""
+        """:func:`completion_body`, with a long story as token ids where they are known;
+        for ``/infill``, :func:`.infill.infill_body` with the story as text (its ids from
+        ``/tokenize`` start with a BOS, which the server puts before ``FIM_PRE`` itself)."""
         body = completion_body(prompt, max_tokens, top_n, stream=stream, slot=slot)
+        if path == "/infill":
+            return infill_body(body, prompt)
         if prompt.token_ids or not prompt.tail:
             ids = self._story_ids_for(prompt.text)
             if ids is not None:
@@ -291,22 +316,66 @@ class LlamaCppBackend:
     # -- requests -----------------------------------------------------------------------
 
     async def continue_prompt(self, prompt: Prompt, max_tokens: int, top_n: int) -> Continuation:
-        async with await self._slot(prompt) as slot:
-            body = self._body(prompt, max_tokens, top_n, stream=False, slot=slot)
-            answer = await self.http.post_json("/completion", body)
+        if self.infill.wanted(prompt):
+            try:
+                cont = await self._continue(prompt, max_tokens, top_n, "/infill")
+            except BackendError as exc:
+                if not self.infill.refused(exc, self.url):
+                    raise
+            else:
+                self.infill.answered(self.url)
+                return cont
+        return await self._continue(prompt, max_tokens, top_n, "/completion")
+
+    async def _continue(
+        self, prompt: Prompt, max_tokens: int, top_n: int, path: str
+    ) -> Continuation:
+        async with await self._slot(prompt, fill=path == "/completion") as slot:
+            body = self._body(prompt, max_tokens, top_n, stream=False, slot=slot, path=path)
+            answer = await self.http.post_json(path, body)
         _count_prompt(answer[0] if isinstance(answer, list) and answer else answer)
-        return parse_completion(answer, self.http.url("/completion"))
+        return parse_completion(answer, self.http.url(path))
 
     async def stream_steps(
         self, prompt: Prompt, max_tokens: int, top_n: int
     ) -> AsyncIterator[Step]:
-        """The chain as the server generates it; closing the iterator stops the server."""
-        url = self.http.url("/completion")
-        async with await self._slot(prompt) as slot:
-            body = self._body(prompt, max_tokens, top_n, stream=True, slot=slot)
+        """The chain as the server generates it; closing the iterator stops the server.
+        With a suffix, from ``/infill`` where the model fills in the middle (a refusal
+        comes before any step: the chain then comes from ``/completion``)."""
+        if self.infill.wanted(prompt):
+            stream = self._stream(prompt, max_tokens, top_n, "/infill")
+            try:
+                try:
+                    first = await anext(stream)
+                except StopAsyncIteration:
+                    return
+                except BackendError as exc:
+                    if not self.infill.refused(exc, self.url):
+                        raise
+                else:
+                    self.infill.answered(self.url)
+                    yield first
+                    async for step in stream:
+                        yield step
+                    return
+            finally:
+                await stream.aclose()
+        stream = self._stream(prompt, max_tokens, top_n, "/completion")
+        try:
+            async for step in stream:
+                yield step
+        finally:
+            await stream.aclose()
+
+    async def _stream(
+        self, prompt: Prompt, max_tokens: int, top_n: int, path: str
+    ) -> AsyncGenerator[Step, None]:
+        url = self.http.url(path)
+        async with await self._slot(prompt, fill=path == "/completion") as slot:
+            body = self._body(prompt, max_tokens, top_n, stream=True, slot=slot, path=path)
             answer = _Answer()
             try:
-                async with self.http.post_sse("/completion", body) as events:
+                async with self.http.post_sse(path, body) as events:
                     async with closing(release_steps(_chunks(events, url, answer), url)) as stream:
                         async for step in stream:
                             yield step
@@ -321,7 +390,13 @@ class LlamaCppBackend:
         grammar of ``<[id]>`` references, whose probabilities are the raw softmax.  On the
         prompt's slot, so only the beam and these tokens are evaluated.  None where the
         server fails or does not follow the grammar (a llama-server before token
-        references): the weave then ranks without it."""
+        references): the weave then ranks without it.
+
+        None too for a prompt with a suffix where the model fills in the middle: its
+        beams were woven with the next words in view, and a ``/completion`` here would
+        evaluate the whole story again outside the slot's ``/infill`` cache."""
+        if prompt.suffix.strip() and self.infill.supported:
+            return None
         try:
             ids = self._lead_ids.get(text)
             if ids is None:
