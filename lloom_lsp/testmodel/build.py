@@ -10,6 +10,11 @@ The model is a token bigram table dressed up as a one-block llama network, so a 
   ``output.weight`` holds ``sharpen * log P``. The logits after token ``i`` are therefore
   ``sharpen * log P(. | i)``, independent of everything earlier in the context.
 
+``build_model(path, fim=True)`` writes a variant that names three of its byte tokens as the
+fill-in-the-middle tokens (:data:`FIM_TOKEN_IDS`), so llama-server's ``/infill`` serves it.
+Being a bigram, it then starts every middle from the row of ``FIM_MID`` (a lone space): an
+answer from ``/infill`` is told from one of ``/completion`` by its first step alone.
+
 Everything is pure Python + numpy and deterministic: building twice gives identical bytes.
 """
 
@@ -41,6 +46,9 @@ MODEL_NAME = "lloom-bigram-test"
 CONTEXT_LENGTH = 4096
 FFN_LENGTH = 32
 RMS_EPS = 1e-5
+#: The FIM variant's prefix, suffix and middle tokens (GGUF ``tokenizer.ggml.fim_*_token_id``):
+#: bytes 0x01 and 0x02 (never in the corpus) and the space, whose row branches ("One", "A").
+FIM_TOKEN_IDS = {"pre": 1, "suf": 2, "mid": 32}
 
 # GPT-2's pre-tokenizer with Python `re` instead of `regex`: `[^\W\d_]` stands for \p{L}, `\d`
 # for \p{N}, and punctuation is "neither space nor letter/digit" (underscore included, as in
@@ -279,8 +287,9 @@ def _gguf_tensors(model: BigramModel, sharpen: float) -> dict[str, np.ndarray]:
     }
 
 
-def build_model(path: Path, *, sharpen: float = DEFAULT_SHARPEN) -> Path:
-    """Write the test model GGUF to ``path`` (atomically) and return ``path``."""
+def build_model(path: Path, *, sharpen: float = DEFAULT_SHARPEN, fim: bool = False) -> Path:
+    """Write the test model GGUF to ``path`` (atomically) and return ``path``; with ``fim``,
+    the variant with fill-in-the-middle tokens (:data:`FIM_TOKEN_IDS`)."""
     import gguf  # optional "demo" dependency: imported only when a model is written
 
     model = train()
@@ -311,6 +320,9 @@ def build_model(path: Path, *, sharpen: float = DEFAULT_SHARPEN) -> Path:
     writer.add_eos_token_id(tok.eot_id)
     writer.add_add_bos_token(False)
     writer.add_add_eos_token(False)
+    if fim:
+        for part, token_id in FIM_TOKEN_IDS.items():
+            writer.add_uint32(f"tokenizer.ggml.fim_{part}_token_id", token_id)
     for name, tensor in _gguf_tensors(model, sharpen).items():
         writer.add_tensor(name, tensor)
     try:
