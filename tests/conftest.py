@@ -19,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE_DIR = REPO_ROOT / ".cache"
 
 
-def _test_model_file() -> Path:
+def _test_model_file(name: str = "test-model") -> Path:
     # numpy and gguf are optional ("demo") dependencies: import only when a test needs the model.
     from lloom_lsp.testmodel import build
 
@@ -27,7 +27,7 @@ def _test_model_file() -> Path:
     for source in (Path(build.__file__), build.CORPUS_PATH):
         digest.update(source.read_bytes())
     digest.update(repr(build.DEFAULT_SHARPEN).encode())
-    return CACHE_DIR / f"test-model-{digest.hexdigest()[:16]}.gguf"
+    return CACHE_DIR / f"{name}-{digest.hexdigest()[:16]}.gguf"
 
 
 def missing_real_part(why: str) -> None:
@@ -79,3 +79,32 @@ def llama_server(
 def llama_server_url(llama_server: LlamaServerProcess) -> str:
     """Base URL (``http://127.0.0.1:PORT``) of the session's llama-server."""
     return llama_server.url
+
+
+@pytest.fixture(scope="session")
+def fim_test_model_path() -> Path:
+    """Path of the bigram test model's fill-in-the-middle variant (``build_model(fim=True)``:
+    the same tokens and table, with FIM tokens named), built at most once per source change."""
+    from lloom_lsp.testmodel import build_model
+
+    path = _test_model_file("fim-test-model")
+    if not path.is_file():
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        for stale in CACHE_DIR.glob("fim-test-model-*.gguf"):
+            stale.unlink(missing_ok=True)
+        build_model(path, fim=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def fim_llama_server_url(
+    fim_test_model_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Base URL of a llama-server on the FIM variant of the test model, shared by the session."""
+    log_path = tmp_path_factory.mktemp("llama-server-fim") / "llama-server.log"
+    try:
+        server = LlamaServerProcess(fim_test_model_path, log_path=log_path)
+    except LlamaServerNotFound as exc:
+        missing_real_part(str(exc))
+    with server:
+        yield server.url

@@ -7,6 +7,7 @@ Run ``python -m lloom_lsp.testmodel OUT.gguf`` to build it from the command line
 
 from lloom_lsp.testmodel.build import (
     DEFAULT_SHARPEN,
+    FIM_TOKEN_IDS,
     SAMPLE_PROMPTS,
     BigramModel,
     Tokenizer,
@@ -17,6 +18,7 @@ from lloom_lsp.testmodel.build import (
 
 __all__ = [
     "DEFAULT_SHARPEN",
+    "FIM_TOKEN_IDS",
     "SAMPLE_PROMPTS",
     "BigramModel",
     "Tokenizer",
