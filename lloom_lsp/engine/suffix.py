@@ -17,9 +17,12 @@ grammar of ``<[id]>`` references); its probabilities are the raw softmax, so eac
 model's own probability of that token there.  Backends that cannot (the OpenAI-compatible
 servers, Ollama, chat models) skip the ranking; the demotion still applies.
 
-Fill-in-the-middle (llama-server ``/infill``) needs a model with FIM tokens: Gemma 3 270M,
-the real model here, has none (``/infill`` answers 501 "prefix token is missing"), so the
-weave ranks instead.
+Every prompt of the weave also carries the text after the cursor as its ``suffix``: a
+backend whose model fills in the middle (llama-server's ``/infill`` with FIM tokens,
+backends/infill.py) weaves with it in view, and then declines to score the leads (it answers
+None: the beams were woven knowing the next words); the demotion still applies.  Gemma 3
+270M, the real model here, has no FIM tokens (``/infill`` answers 501 "prefix token is
+missing"), so it weaves by the demotion and the ranking.
 """
 
 from __future__ import annotations

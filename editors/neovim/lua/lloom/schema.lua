@@ -162,7 +162,7 @@ return {
     key = "lloom.weave.afterCursor",
     type = "boolean",
     default = true,
-    description = "Read the text after the cursor (to its paragraph's end): a beam that repeats the next words counts as a repeat (see repeats), and where the backend can score given tokens (llama-server) the beams are also ranked by how probable the next words are after them, one short request per beam. Off: the weave reads only the text before the cursor.",
+    description = "Read the text after the cursor (to its paragraph's end): a beam that repeats the next words counts as a repeat (see repeats), and where the backend can score given tokens (llama-server) the beams are also ranked by how probable the next words are after them, one short request per beam. With a llama-server model that fills in the middle (FIM tokens), the weave writes with the next words in view (/infill) instead of that ranking. Off: the weave reads only the text before the cursor.",
   },
   {
     key = "lloom.weave.reuse",
