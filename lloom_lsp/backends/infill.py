@@ -13,7 +13,9 @@ the prefix.
 
 Whether a model fills in the middle is learnt once per server, from the first ``/infill``:
 a 501 ("Infill is not supported by this model", Gemma 3 270M among them) or a 404 (a
-server without the endpoint) means "no", and that request and every later one go to
+server without the endpoint) means "no", and so does any other refusal of a first
+``/infill`` that ``/completion`` would not share (another 4xx, an answer without token
+probabilities: an older server's ``/infill``); that request and every later one go to
 ``/completion`` as before.  A weave never fails for it.
 
 The server keeps at most ``3 * n_batch / 4`` tokens of the prefix (1,536 at the default
@@ -29,7 +31,13 @@ from typing import Any
 import attrs
 
 from ..engine.source import Prompt
-from .errors import BackendError, BackendHTTPError
+from .errors import (
+    BackendAuthError,
+    BackendContextError,
+    BackendError,
+    BackendHTTPError,
+    BackendProtocolError,
+)
 
 __all__ = ["InfillSupport", "infill_body"]
 
@@ -59,7 +67,7 @@ class InfillSupport:
     def refused(self, exc: BackendError, url: str) -> bool:
         """Whether ``exc`` says the server does not fill in the middle (remembered, and
         logged once): the request then goes to ``/completion``."""
-        if not isinstance(exc, BackendHTTPError) or exc.status not in NO_INFILL_STATUSES:
+        if not _says_no(exc, first=self.supported is None):
             return False
         if self.supported is not False:
             log.info(
@@ -74,6 +82,19 @@ class InfillSupport:
     def forget(self) -> None:
         """The server restarted, maybe with another model."""
         self.supported = None
+
+
+def _says_no(exc: BackendError, *, first: bool) -> bool:
+    """Whether ``exc`` from ``/infill`` says the server does not fill in the middle: a 404
+    or 501 always; before any ``/infill`` answered, any 4xx but those ``/completion`` would
+    give as well (a wrong key, too long a prompt), or an answer we cannot read."""
+    if isinstance(exc, BackendHTTPError) and exc.status in NO_INFILL_STATUSES:
+        return True
+    if not first or isinstance(exc, (BackendAuthError, BackendContextError)):
+        return False
+    if isinstance(exc, BackendHTTPError):
+        return 400 <= exc.status < 500
+    return isinstance(exc, BackendProtocolError)
 
 
 def infill_body(completion: dict[str, Any], prompt: Prompt) -> dict[str, Any]:

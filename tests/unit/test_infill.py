@@ -12,7 +12,14 @@ import attrs
 import pytest
 from scripted import StreamingSource
 
-from lloom_lsp.backends.errors import BackendHTTPError, BackendUnavailable
+from lloom_lsp.backends.errors import (
+    BackendAuthError,
+    BackendContextError,
+    BackendError,
+    BackendHTTPError,
+    BackendProtocolError,
+    BackendUnavailable,
+)
 from lloom_lsp.backends.infill import InfillSupport, infill_body
 from lloom_lsp.backends.llamacpp import completion_body
 from lloom_lsp.config import WeaveSettings
@@ -108,11 +115,32 @@ def test_a_server_that_does_not_fill_in_the_middle_is_asked_once(status: int) ->
 
 
 @pytest.mark.parametrize(
-    "error", [BackendHTTPError(URL, 500, "boom"), BackendUnavailable(URL, "refused")]
+    "error",
+    [
+        BackendHTTPError(URL, 400, '{"error":{"message":"\\"input_prefix\\" is required"}}'),
+        BackendProtocolError(URL, "the stream carries no token probabilities"),
+    ],
 )
-def test_other_failures_are_no_answer_about_fim(error: Exception) -> None:
+def test_an_older_servers_refusal_of_the_first_infill_is_a_no(error: BackendError) -> None:
     support = InfillSupport()
-    assert not support.refused(error, URL)  # type: ignore[arg-type]
+    assert support.refused(error, URL) and support.supported is False
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        BackendHTTPError(URL, 500, "boom"),
+        BackendUnavailable(URL, "refused"),
+        BackendAuthError(URL, 401, "no key"),
+        BackendContextError(URL, 400, "exceeds the context size", 2048, 4000),
+    ],
+)
+def test_failures_completion_would_share_are_no_answer_about_fim(error: BackendError) -> None:
+    support = InfillSupport()
+    assert not support.refused(error, URL)
     assert support.supported is None
     support.answered(URL)
+    assert support.supported is True
+    # once it filled in the middle, only a 404 or 501 says otherwise
+    assert not support.refused(BackendHTTPError(URL, 400, "bad"), URL)
     assert support.supported is True
