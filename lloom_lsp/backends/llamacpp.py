@@ -429,8 +429,10 @@ class LlamaCppBackend:
         model = str(props.get("model_path") or props.get("model_alias") or "")
         cont = await self.continue_prompt(Prompt("Hello"), 1, 2)
         probs = bool(cont.steps and cont.steps[0].top)
+        await self.continue_prompt(Prompt("Hello", suffix=" world."), 1, 2)  # /infill?
+        fim = "fills in the middle" if self.infill.supported else "no fill-in-the-middle"
         slots = props.get("total_slots")
-        detail = f"health {health.get('status', '?')}, {slots} slots" if slots else ""
+        detail = f"health {health.get('status', '?')}, {slots} slots, {fim}" if slots else fim
         return BackendInfo(
             self.url, self.protocol, model, probs, detail, tuple(await self._notes(props))
         )

@@ -57,10 +57,12 @@ async def test_a_prompt_with_a_suffix_goes_to_infill_where_the_model_fills_in_th
     try:
         middle = await backend.continue_prompt(Prompt(STORY, suffix=AFTER), 2, 3)
         plain = await backend.continue_prompt(Prompt(STORY), 2, 3)
+        info = await backend.check()
     finally:
         await backend.aclose()
     assert backend.infill.supported is True
-    assert recording.paths.count("/infill") == 1
+    assert recording.paths.count("/infill") == 2  # the weave's, and lloom-lsp check's
+    assert "fills in the middle" in info.detail
     _row_of(middle.steps[0], FIM_TOKEN_IDS["mid"])  # the middle starts after FIM_MID
     _row_of(plain.steps[0], train().tokenizer.encode(STORY)[-1])  # the story's last token
 
@@ -115,9 +117,11 @@ async def test_a_model_without_fim_tokens_weaves_as_before_and_is_asked_once(
         plain = [s async for s in backend.stream_steps(Prompt(STORY), 3, 3)]
         again = await backend.continue_prompt(Prompt(STORY, suffix=AFTER), 3, 3)
         result = await weave(backend, STORY + " ", EXACT, after=AFTER)
+        info = await backend.check()
     finally:
         await backend.aclose()
     assert backend.infill.supported is False
+    assert "no fill-in-the-middle" in info.detail
     assert recording.paths.count("/infill") == 1  # the 501, learnt once
     assert [s.chosen.token_id for s in first] == [s.chosen.token_id for s in plain]
     assert [s.chosen.token_id for s in again.steps] == [s.chosen.token_id for s in plain]
