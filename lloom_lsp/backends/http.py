@@ -345,7 +345,7 @@ class _Busy(Exception):
         self.response = response
 
 
-def _retry_after(exc: Exception) -> bool | float:
+def _retry_after(exc: BaseException) -> bool | float:
     """stamina's backoff hook: whether to retry ``exc``, or how long to wait first."""
     if isinstance(exc, _Busy):
         if exc.response.status_code == 502:
