@@ -122,8 +122,7 @@ async def test_a_backend_that_cannot_score_ranks_without_it(
     request: pytest.FixtureRequest, llama_server_url: str, stub_name: str
 ) -> None:
     stub = request.getfixturevalue(stub_name)
-    # one request in flight: the same requests on every run, so the counts compare exactly
-    backend = create_backend(BackendSettings(url=stub.url, concurrency=1))
+    backend = create_backend(BackendSettings(url=stub.url))
     # a chat model answers the story as a message: the chat fixture's own settings
     settings = CHAT_WEAVE if stub_name == "openai_chat_stub" else EXACT
     try:
@@ -133,7 +132,11 @@ async def test_a_backend_that_cannot_score_ranks_without_it(
     finally:
         await backend.aclose()
     assert not any(b.lead for b in result.beams)  # no score: no ranking by it
-    assert result.stats.requests == plain.stats.requests
+    # no scoring: a ranking by the lead would add one request per finished beam; 4 requests
+    # in flight may end a weave a few requests apart from run to run
+    # (here 14 beams on the completion fixtures, 238 on the chat one)
+    assert len(result.beams) > 4
+    assert result.stats.requests <= plain.stats.requests + 3
     # the demotion is a rule on text: it still applies
     assert next(b for b in result.beams if b.text == plain.beams[0].text).repeats_next
 
