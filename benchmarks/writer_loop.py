@@ -28,14 +28,14 @@ warm-ups the typing started included.
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from bench_support import LspSession, median
+
+from lloom_lsp.backends.process import counters
 
 HERE = Path(__file__).resolve().parent
 LONG = (HERE / "stories/lighthouse_long.txt").read_text()
@@ -62,13 +62,9 @@ def document(chars: int, draft: int) -> str:
     return text[: text.rindex(". ", 0, chars) + 1]
 
 
-async def prompt_tokens(client: httpx.AsyncClient, url: str) -> int:
+async def prompt_tokens(url: str) -> int:
     """llama-server's ``llamacpp:prompt_tokens_total``."""
-    text = (await client.get(f"{url}/metrics")).text
-    found = re.search(r"^llamacpp:prompt_tokens_total\s+(\S+)", text, re.M)
-    if found is None:
-        raise RuntimeError(f"{url}/metrics has no llamacpp:prompt_tokens_total (--metrics?)")
-    return int(float(found.group(1)))
+    return int((await counters(url))["prompt_tokens_total"])
 
 
 class Writer:
@@ -100,44 +96,41 @@ async def writer_loop(url: str, drafts: Any, logs: Path) -> dict[str, Any]:
         "two 12k in turn": [document(12_000, next(drafts)), document(12_000, next(drafts))],
     }
     out: dict[str, Any] = {}
-    async with httpx.AsyncClient(timeout=600) as client:
-        for name, texts in cases.items():
-            rows: list[dict[str, Any]] = []
-            async with LspSession(options) as session:
-                writers = [
-                    Writer(session, f"file:///bench/doc{i}.txt", t) for i, t in enumerate(texts)
-                ]
+    for name, texts in cases.items():
+        rows: list[dict[str, Any]] = []
+        async with LspSession(options) as session:
+            writers = [Writer(session, f"file:///bench/doc{i}.txt", t) for i, t in enumerate(texts)]
+            for w in writers:
+                w.open()
+                await asyncio.sleep(PAUSE_S)
+                before = await prompt_tokens(url)
+                wall, items = await w.weave()
+                tokens = await prompt_tokens(url) - before
+                rows.append({"doc": w.uri, "kind": "first", "wall": wall, "items": items,
+                             "prompt": tokens, "chars": len(w.text)})  # fmt: skip
+                _say(name, rows[-1])
+            for typed in TYPED:
                 for w in writers:
-                    w.open()
+                    before = await prompt_tokens(url)
+                    await w.type(typed)
                     await asyncio.sleep(PAUSE_S)
-                    before = await prompt_tokens(client, url)
                     wall, items = await w.weave()
-                    tokens = await prompt_tokens(client, url) - before
-                    rows.append({"doc": w.uri, "kind": "first", "wall": wall, "items": items,
-                                 "prompt": tokens, "chars": len(w.text)})  # fmt: skip
+                    tokens = await prompt_tokens(url) - before
+                    warm = await session.weave_again_at_end(w.uri, w.text)
+                    rows.append({"doc": w.uri, "kind": "typed", "wall": wall,
+                                 "items": items, "prompt": tokens, "warm": warm,
+                                 "chars": len(w.text)})  # fmt: skip
                     _say(name, rows[-1])
-                for typed in TYPED:
-                    for w in writers:
-                        before = await prompt_tokens(client, url)
-                        await w.type(typed)
-                        await asyncio.sleep(PAUSE_S)
-                        wall, items = await w.weave()
-                        tokens = await prompt_tokens(client, url) - before
-                        warm = await session.weave_again_at_end(w.uri, w.text)
-                        rows.append({"doc": w.uri, "kind": "typed", "wall": wall,
-                                     "items": items, "prompt": tokens, "warm": warm,
-                                     "chars": len(w.text)})  # fmt: skip
-                        _say(name, rows[-1])
-                log = [line for line in session.log if "window" in line or "shrunk" in line]
-                (logs / f"lsp {name}.log").write_text("\n".join(session.log) + "\n")
-            typed_rows = [r for r in rows if r["kind"] == "typed"]
-            out[name] = {
-                "rows": rows,
-                "typed_wall": median([r["wall"] for r in typed_rows]),
-                "typed_prompt": median([r["prompt"] for r in typed_rows]),
-                "warm_wall": median([r["warm"] for r in typed_rows]),
-                "server_log": log[:10],
-            }
+            log = [line for line in session.log if "window" in line or "shrunk" in line]
+            (logs / f"lsp {name}.log").write_text("\n".join(session.log) + "\n")
+        typed_rows = [r for r in rows if r["kind"] == "typed"]
+        out[name] = {
+            "rows": rows,
+            "typed_wall": median([r["wall"] for r in typed_rows]),
+            "typed_prompt": median([r["prompt"] for r in typed_rows]),
+            "warm_wall": median([r["warm"] for r in typed_rows]),
+            "server_log": log[:10],
+        }
     return out
 
 
@@ -153,15 +146,15 @@ async def memory_loop(url: str, drafts: Any, logs: Path) -> dict[str, Any]:
     options = {"lloom": {"backend": {"url": url, "type": "llamacpp", "timeoutSeconds": 600}}}
     head = f"---\nmemory: |\n  {MEMORY[0]}\n---\n\n"
     rows: list[dict[str, Any]] = []
-    async with httpx.AsyncClient(timeout=600) as client, LspSession(options) as session:
+    async with LspSession(options) as session:
         w = Writer(session, "file:///bench/memory.txt", head + document(47_000, next(drafts)))
         w.open()
         await asyncio.sleep(PAUSE_S)
 
         async def weave(kind: str) -> None:
-            before = await prompt_tokens(client, url)
+            before = await prompt_tokens(url)
             wall, items = await w.weave()
-            tokens = await prompt_tokens(client, url) - before
+            tokens = await prompt_tokens(url) - before
             window = await session.context_tokens(w.uri, w.text)
             rows.append({"kind": kind, "wall": wall, "items": items, "prompt": tokens,
                          "window": window})  # fmt: skip

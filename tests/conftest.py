@@ -68,7 +68,8 @@ def llama_server(
     """A running ``LlamaServerProcess`` serving the test model, shared by the session."""
     log_path = tmp_path_factory.mktemp("llama-server") / "llama-server.log"
     try:
-        server = LlamaServerProcess(test_model_path, log_path=log_path)
+        # --metrics: tests read what the server really evaluated and generated (counters)
+        server = LlamaServerProcess(test_model_path, extra_args=("--metrics",), log_path=log_path)
     except LlamaServerNotFound as exc:
         missing_real_part(str(exc))
     with server:

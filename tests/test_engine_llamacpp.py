@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from lloom_lsp.backends import LlamaCppBackend, llamacpp
+from lloom_lsp.backends.process import counters
 from lloom_lsp.config import WeaveSettings
 from lloom_lsp.engine import Continuation, Prompt, split_story, weave
 
@@ -92,6 +93,42 @@ async def test_auto_stop_ends_at_a_stop_string(backend: LlamaCppBackend) -> None
     for beam in stopped:
         assert beam.text.endswith((".", ","))
         assert beam.text[:-1].strip(" .,")  # some other text before the stop
+
+
+async def test_the_server_stops_a_chain_at_its_stop_string(
+    backend: LlamaCppBackend, llama_server_url: str
+) -> None:
+    """A beam with text asks llama-server to stop at "." and ",": the stream ends with the
+    stopping token, spelt in full, and the server generates nothing after it (its own
+    counters, which count what a closed stream cost too).  Without, it runs on to the limit."""
+    for stop, expected in (((".", ","), 2), ((), 24)):
+        before = await counters(llama_server_url)
+        steps = [s async for s in backend.stream_steps(Prompt("The old man", stop=stop), 24, 3)]
+        after = await counters(llama_server_url)
+        assert len(steps) == expected
+        assert after["tokens_predicted_total"] - before["tokens_predicted_total"] == expected
+        assert b"".join(s.chosen.data for s in steps).startswith(b" said,")
+        assert not any(s.chosen.is_end for s in steps)
+
+
+async def test_a_weave_is_the_same_whether_the_server_or_the_engine_stops_a_chain(
+    backend: LlamaCppBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stopped = [
+        await weave(backend, p, settings(max_depth=12, cutoff=0.2, max_suggestions=1000))
+        for p in PROMPTS
+    ]
+    monkeypatch.setattr(llamacpp, "server_stops", lambda stops: [])
+    engine_only = [
+        await weave(backend, p, settings(max_depth=12, cutoff=0.2, max_suggestions=1000))
+        for p in PROMPTS
+    ]
+    for ours, theirs in zip(stopped, engine_only):  # the same beams (in finishing order)
+        assert sorted((b.text, b.finish, round(b.score, 6)) for b in ours.beams) == sorted(
+            (b.text, b.finish, round(b.score, 6)) for b in theirs.beams
+        )
+    finishes = {b.finish for r in stopped for b in r.beams}
+    assert "stop" in finishes and "limit" not in finishes  # every beam whole: no race
 
 
 async def test_split_limit_and_cutoff_widen_and_narrow(backend: LlamaCppBackend) -> None:

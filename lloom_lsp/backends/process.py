@@ -18,6 +18,7 @@ import collections
 import concurrent.futures
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -35,6 +36,7 @@ import httpx
 
 __all__ = [
     "context_args",
+    "counters",
     "LlamaServerError",
     "LlamaServerNotFound",
     "LlamaServerProcess",
@@ -69,6 +71,23 @@ def context_args(
     per_slot = int(max_context_chars / CHARS_PER_TOKEN) + 2 * max_depth + 64
     per_slot = -(-per_slot // 256) * 256
     return ("-c", str(per_slot * slots), "-np", str(slots))
+
+
+_COUNTER = re.compile(r"^llamacpp:(\w+)\s+(\S+)$", re.M)
+
+
+async def counters(url: str) -> dict[str, float]:
+    """llama-server's own counters from ``GET /metrics`` (a server started with
+    ``--metrics``), by name without the ``llamacpp:`` prefix.  ``prompt_tokens_total`` and
+    ``tokens_predicted_total`` count every token evaluated and generated, those of requests
+    cancelled halfway included, which the ``timings`` of finished requests leave out: what a
+    weave really cost the server.  Raises :class:`LlamaServerError` without ``--metrics``."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.get(f"{url.rstrip('/')}/metrics")
+    found = {name: float(value) for name, value in _COUNTER.findall(response.text)}
+    if response.status_code != 200 or "prompt_tokens_total" not in found:
+        raise LlamaServerError(f"{url}/metrics has no llamacpp counters: start it with --metrics")
+    return found
 
 
 _LOG_TAIL_LINES = 60

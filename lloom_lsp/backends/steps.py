@@ -33,7 +33,7 @@ def parse_step(entry: Mapping[str, Any]) -> Step:
         top = [
             _candidate(alt, prob_from_logprob(alt.get("logprob"))) for alt in entry["top_logprobs"]
         ]
-        chosen = _candidate(entry, prob_from_logprob(entry.get("logprob")))
+        chosen = _withheld(_candidate(entry, prob_from_logprob(entry.get("logprob"))), top)
     elif "top_probs" in entry:
         top = [_candidate(alt, clamp_prob(alt.get("prob"))) for alt in entry["top_probs"]]
         chosen = _candidate(entry, clamp_prob(entry.get("prob")))
@@ -68,6 +68,19 @@ def _candidate(obj: Mapping[str, Any], prob: float) -> Candidate:
     if _MARKERS.fullmatch(data):
         return Candidate(tid, b"", prob, is_end=True)
     return Candidate(tid, data, prob)
+
+
+def _withheld(chosen: Candidate, top: Sequence[Candidate]) -> Candidate:
+    """The chosen token, spelt as the alternatives spell it where the server withheld its
+    text: llama-server writes the chosen token as the text it sends, which is empty for the
+    token that holds a stop string (``stop``), while the same token among the alternatives
+    keeps its bytes.  A real end of sequence is empty there too, and stays an end."""
+    if not chosen.is_end or chosen.token_id is None:
+        return chosen
+    same = next((c for c in top if c.token_id == chosen.token_id), None)
+    if same is None or same.is_end:
+        return chosen
+    return Candidate(chosen.token_id, same.data, chosen.prob)
 
 
 def _old_token_bytes(tok_str: str) -> bytes:

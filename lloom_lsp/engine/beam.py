@@ -192,7 +192,7 @@ def find_stop(data: bytes, stops: Sequence[bytes]) -> int | None:
     for stop in stops:
         start = data.find(stop)
         while start != -1:
-            if _has_text(data[:start], stops):
+            if has_text(data[:start], stops):
                 key = (start, -len(stop))
                 if best is None or key < best:
                     best = key
@@ -203,7 +203,9 @@ def find_stop(data: bytes, stops: Sequence[bytes]) -> int | None:
     return best[0] - best[1]
 
 
-def _has_text(prefix: bytes, stops: Sequence[bytes]) -> bool:
+def has_text(prefix: bytes, stops: Sequence[bytes]) -> bool:
+    """Whether ``prefix`` holds text besides stop strings and whitespace: a stop string after
+    it ends a beam (:func:`find_stop`)."""
     for stop in sorted(stops, key=len, reverse=True):
         prefix = prefix.replace(stop, b"")
     return bool(prefix.strip())

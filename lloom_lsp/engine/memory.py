@@ -147,7 +147,9 @@ class _Remembering:
         if not steps:
             return prompt
         ids = tuple(s.chosen.token_id for s in steps if s.chosen.token_id is not None)
-        return Prompt(prompt.text, (*prompt.token_ids, *ids), suffix=prompt.suffix)
+        return Prompt(
+            prompt.text, (*prompt.token_ids, *ids), suffix=prompt.suffix, stop=prompt.stop
+        )
 
     @staticmethod
     def _count(steps: int, saved_request: bool) -> None:

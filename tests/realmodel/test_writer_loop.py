@@ -12,16 +12,16 @@ import asyncio
 import contextlib
 import os
 import random
-import re
 import statistics
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
+
+from lloom_lsp.backends.process import counters
 
 pytestmark = pytest.mark.realmodel
 
@@ -41,11 +41,7 @@ def end_of(text: str) -> types.Position:
 
 
 async def prompt_tokens(url: str) -> int:
-    async with httpx.AsyncClient(timeout=30) as http:
-        text = (await http.get(f"{url}/metrics")).text
-    found = re.search(r"^llamacpp:prompt_tokens_total\s+(\S+)", text, re.M)
-    assert found, "llama-server runs without --metrics"
-    return int(float(found.group(1)))
+    return int((await counters(url))["prompt_tokens_total"])
 
 
 class Writer:

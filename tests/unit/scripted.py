@@ -95,12 +95,14 @@ class StreamingSource(ScriptedSource):
         self.streamed: list[int] = []  # steps handed over, per stream
         self.closed_early = 0
         self.events: list[str] = []  # "start ids" / "end ids", in order
+        self.stops: dict[tuple[int, ...], tuple[str, ...]] = {}  # each stream's Prompt.stop
 
     async def stream_steps(
         self, prompt: Prompt, max_tokens: int, top_n: int
     ) -> AsyncIterator[Step]:
         self.requests.append((prompt.token_ids, max_tokens))
         self.events.append(f"start {prompt.token_ids}")
+        self.stops[prompt.token_ids] = prompt.stop
         ids = prompt.token_ids
         given = 0
         finished = False

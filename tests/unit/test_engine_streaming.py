@@ -46,6 +46,21 @@ async def test_a_leading_stop_does_not_close_the_stream() -> None:
     assert source.streamed == [3]
 
 
+async def test_a_beam_with_text_asks_the_backend_to_stop_at_the_stop_strings() -> None:
+    # The root may start with a stop string, which does not end it (autoStop's rule): no
+    # stop for it.  Its alternatives (" blue", ",") start from one token of their own: the
+    # one with text ends at any stop string that comes next, the one without does not.
+    chain = {(): [(1, 0.5), (2, 0.3), (6, 0.2)], (1,): [(7, 0.9)], (2,): [(7, 0.9)]}
+    source = StreamingSource(WORDS, lambda ids: chain.get(ids, [(3, 0.9)]))
+    await weave(source, "A", settings(max_depth=3, cutoff=0.1, max_suggestions=10))
+    assert source.stops[()] == ()
+    assert source.stops[(2,)] == (".", ",")
+    assert source.stops[(6,)] == ()
+    no_stop = StreamingSource(WORDS, lambda ids: chain.get(ids, [(3, 0.9)]))
+    await weave(no_stop, "A", settings(max_depth=3, max_suggestions=10, auto_stop=False))
+    assert set(no_stop.stops.values()) == {()}
+
+
 async def test_the_limit_cancels_chains_in_flight_and_ends_every_open_beam() -> None:
     source = StreamingSource(WORDS, fixed([(1, 0.5), (2, 0.5)]), step_delay=0.001)
     result = await weave(
