@@ -304,8 +304,14 @@ def _words(text: str) -> list[str]:
 
 
 def _ngrams(text: str, n: int = REPEAT_NGRAM) -> set[tuple[str, ...]]:
+    """The word n-grams of ``text`` and, where it has any, every shorter run of its words:
+    each of those lies inside some n-gram, so a beam shorter than n words repeats the story
+    exactly when it is one of them (one set lookup, not a scan of every n-gram)."""
     words = _words(text)
-    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+    grams = {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+    if grams:
+        grams |= {tuple(words[i : i + k]) for k in range(1, n) for i in range(len(words) - k + 1)}
+    return grams
 
 
 def repeats_text(text: str, story_grams: set[tuple[str, ...]], n: int = REPEAT_NGRAM) -> bool:
@@ -316,14 +322,9 @@ def repeats_text(text: str, story_grams: set[tuple[str, ...]], n: int = REPEAT_N
     if not words:
         return False
     if len(words) < n:
-        return any(_contains(gram, words) for gram in story_grams)
+        return tuple(words) in story_grams
     grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
     return sum(gram in story_grams for gram in grams) >= REPEAT_SHARE * len(grams)
-
-
-def _contains(gram: tuple[str, ...], words: list[str]) -> bool:
-    k = len(words)
-    return any(list(gram[i : i + k]) == words for i in range(len(gram) - k + 1))
 
 
 def _merge(group: list[Beam], rank: str) -> Beam:

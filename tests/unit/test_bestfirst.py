@@ -91,7 +91,11 @@ def test_a_beam_that_repeats_the_story_is_demoted_or_dropped() -> None:
 def test_a_short_beam_repeats_the_story_only_if_it_occurs_there_whole() -> None:
     grams = _ngrams("the keeper lit the lamp at dusk")
     assert repeats_text(" the lamp", grams)
+    assert repeats_text(" Dusk", grams)  # at the story's very end
     assert not repeats_text(" the storm", grams)
+    assert not repeats_text(" lamp the", grams)  # its words, not in its order
+    # A story shorter than the n-gram has none: nothing repeats it.
+    assert not repeats_text(" the lamp", _ngrams("the lamp"))
 
 
 def test_norm_rank_sits_between_joint_and_mean() -> None:

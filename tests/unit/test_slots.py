@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
-from lloom_lsp.backends.slots import SlotPool
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lloom_lsp.backends.slots import SlotPool, missing
 
 LONG = "The keeper climbed the stairs. " * 200  # 6,200 characters: costly to evaluate twice
 OTHER = "A different story altogether. " * 200
@@ -68,6 +72,22 @@ def test_the_slot_sharing_the_longest_beam_prefix_is_preferred() -> None:
     for state, ids in zip(pool.slots, [(1, 2), (1, 2, 3, 4), (9,)]):
         state.story, state.ids = LONG, ids
     assert pool.choose(LONG, (1, 2, 3, 4, 5)).id == 1  # type: ignore[union-attr]
+
+
+def test_a_chain_decoded_in_a_slot_draws_the_beams_that_branch_off_it() -> None:
+    pool = SlotPool(2)
+    for state, ids in zip(pool.slots, [(1,), (1, 2)]):
+        state.story, state.ids = LONG, ids
+    for token in (7, 8, 9):  # the chain slot 0 streamed after its prompt (1,)
+        pool.decoded(0, token)
+    assert pool.slots[0].ids == (1, 7, 8, 9)
+    assert pool.choose(LONG, (1, 7, 8, 4)).id == 0  # type: ignore[union-attr]
+
+
+@given(st.text("ab", max_size=12), st.text("ab", max_size=12))
+def test_missing_counts_what_the_cache_lacks_as_commonprefix_would(held: str, story: str) -> None:
+    expected = len(story) - len(os.path.commonprefix([held, story]))  # noqa: RUF071 (characters)
+    assert missing(held, story) == expected
 
 
 def test_a_short_story_counts_as_held_everywhere() -> None:
