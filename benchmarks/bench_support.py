@@ -412,6 +412,11 @@ WEAVE_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
     ("requests", lambda r: r["requests"]),
     ("prompt tok", lambda r: r["prompt"]),
     ("decoded / tree", lambda r: f"{r['decoded']} / {fmt(r['tree'])}"),
+    (
+        "server tok prompt / generated",
+        lambda r: f"{r['server_prompt']} / {r['server_predicted']}" if "cpu" in r else None,
+    ),
+    ("cpu s", lambda r: r.get("cpu")),
     ("limit s", lambda r: r.get("limit")),
     ("wall / limit", lambda r: r.get("over_limit")),
     ("suggestions", lambda r: r["suggestions"]),
