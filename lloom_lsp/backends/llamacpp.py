@@ -373,15 +373,15 @@ class LlamaCppBackend:
         url = self.http.url(path)
         async with await self._slot(prompt, fill=path == "/completion") as slot:
             body = self._body(prompt, max_tokens, top_n, stream=True, slot=slot, path=path)
+            pool = await self.slots()  # where the slot came from, if one did
             answer = _Answer()
             try:
                 async with self.http.post_sse(path, body) as events:
                     async with closing(release_steps(_chunks(events, url, answer), url)) as stream:
                         async for step in stream:
-                            if slot is not None and step.chosen.token_id is not None:
-                                pool = await self.slots()
-                                assert pool is not None  # a slot came from it
-                                pool.decoded(slot, step.chosen.token_id)
+                            token = step.chosen.token_id
+                            if pool is not None and slot is not None and token is not None:
+                                pool.decoded(slot, token)
                             yield step
             finally:
                 _count_prompt({"timings": answer.timings})
