@@ -47,33 +47,46 @@ def real_part_missing() -> Callable[[str], None]:
     return missing_real_part
 
 
+def _cached_model(name: str, *, fim: bool = False) -> Path:
+    """The bigram test model ``name`` under ``.cache``, built at most once per source change;
+    its builds for older sources are removed."""
+    from lloom_lsp.testmodel import build_model
+
+    path = _test_model_file(name)
+    if not path.is_file():
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        for stale in CACHE_DIR.glob(f"{name}-*.gguf"):
+            stale.unlink(missing_ok=True)
+        build_model(path, fim=fim)  # writes a temp file and renames: safe with parallel sessions
+    return path
+
+
+def _serve(
+    model: Path, name: str, tmp_path_factory: pytest.TempPathFactory, *extra_args: str
+) -> Iterator[LlamaServerProcess]:
+    """A llama-server on ``model`` for the session, logging under a temporary ``name``."""
+    log_path = tmp_path_factory.mktemp(name) / "llama-server.log"
+    try:
+        server = LlamaServerProcess(model, extra_args=extra_args, log_path=log_path)
+    except LlamaServerNotFound as exc:
+        missing_real_part(str(exc))
+    with server:
+        yield server
+
+
 @pytest.fixture(scope="session")
 def test_model_path() -> Path:
     """Path of the bigram test model GGUF (built at most once per source change)."""
-    from lloom_lsp.testmodel import build_model
-
-    path = _test_model_file()
-    if not path.is_file():
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        for stale in CACHE_DIR.glob("test-model-*.gguf"):
-            stale.unlink(missing_ok=True)
-        build_model(path)  # writes a temp file and renames: safe with parallel sessions
-    return path
+    return _cached_model("test-model")
 
 
 @pytest.fixture(scope="session")
 def llama_server(
     test_model_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LlamaServerProcess]:
-    """A running ``LlamaServerProcess`` serving the test model, shared by the session."""
-    log_path = tmp_path_factory.mktemp("llama-server") / "llama-server.log"
-    try:
-        # --metrics: tests read what the server really evaluated and generated (counters)
-        server = LlamaServerProcess(test_model_path, extra_args=("--metrics",), log_path=log_path)
-    except LlamaServerNotFound as exc:
-        missing_real_part(str(exc))
-    with server:
-        yield server
+    """A running ``LlamaServerProcess`` serving the test model, shared by the session.
+    ``--metrics``: tests read what the server really evaluated and generated (counters)."""
+    yield from _serve(test_model_path, "llama-server", tmp_path_factory, "--metrics")
 
 
 @pytest.fixture(scope="session")
@@ -86,15 +99,7 @@ def llama_server_url(llama_server: LlamaServerProcess) -> str:
 def fim_test_model_path() -> Path:
     """Path of the bigram test model's fill-in-the-middle variant (``build_model(fim=True)``:
     the same tokens and table, with FIM tokens named), built at most once per source change."""
-    from lloom_lsp.testmodel import build_model
-
-    path = _test_model_file("fim-test-model")
-    if not path.is_file():
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        for stale in CACHE_DIR.glob("fim-test-model-*.gguf"):
-            stale.unlink(missing_ok=True)
-        build_model(path, fim=True)
-    return path
+    return _cached_model("fim-test-model", fim=True)
 
 
 @pytest.fixture(scope="session")
@@ -102,10 +107,5 @@ def fim_llama_server_url(
     fim_test_model_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """Base URL of a llama-server on the FIM variant of the test model, shared by the session."""
-    log_path = tmp_path_factory.mktemp("llama-server-fim") / "llama-server.log"
-    try:
-        server = LlamaServerProcess(fim_test_model_path, log_path=log_path)
-    except LlamaServerNotFound as exc:
-        missing_real_part(str(exc))
-    with server:
+    for server in _serve(fim_test_model_path, "llama-server-fim", tmp_path_factory):
         yield server.url
